@@ -1,0 +1,38 @@
+# tf-zoneout: install, test, lint, bench. Everything runs inside .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= $(wildcard ../shared/data)
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+ifneq ($(DATA_DIR),)
+export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
+endif
+
+.PHONY: install test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changes, so a second `make install` is instant.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+bench: install
+	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

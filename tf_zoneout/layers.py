@@ -1,0 +1,358 @@
+"""Fast zoneout sequence layers: Keras's LSTM, GRU and SimpleRNN API on a fused XLA kernel."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import tensorflow as tf
+
+from tf_zoneout import kernels
+from tf_zoneout.cells import ZoneoutGRUCell, ZoneoutLSTMCell, ZoneoutSimpleRNNCell
+from tf_zoneout.zoneout import keep_factors
+
+# Arguments that belong to the Keras Layer base and are given to both the cell and the layer.
+_SHARED_KWARGS = ("dtype", "trainable")
+
+
+def _split_cell_kwargs(cell_class, kwargs: dict) -> tuple[dict, dict]:
+    """Split layer kwargs into (cell kwargs, RNN-layer kwargs) by the cell's signature."""
+    cell_params = set()
+    for klass in cell_class.__mro__:
+        if "__init__" in vars(klass):
+            cell_params |= set(inspect.signature(klass.__init__).parameters)
+    cell_params -= {"self", "units", "kwargs", "name"}
+    cell_kwargs = {k: v for k, v in kwargs.items() if k in cell_params}
+    layer_kwargs = {k: v for k, v in kwargs.items() if k not in cell_params or k in _SHARED_KWARGS}
+    for key in _SHARED_KWARGS:
+        if key in kwargs:
+            cell_kwargs[key] = kwargs[key]
+    return cell_kwargs, layer_kwargs
+
+
+def _check_sequence_mask(mask, sequences):
+    """Raise ValueError unless ``mask`` is [B, T] matching ``sequences`` [B, T, I]."""
+    if mask.shape.rank != 2:
+        raise ValueError(
+            f"`mask` must have shape [batch, timesteps]; received rank {mask.shape.rank} "
+            f"(shape {mask.shape}) for inputs of shape {sequences.shape}."
+        )
+    for axis, name in ((0, "batch"), (1, "timesteps")):
+        m, s = mask.shape[axis], sequences.shape[axis]
+        if m is not None and s is not None and m != s:
+            raise ValueError(
+                f"`mask` has {m} {name} but the inputs have {s}: the mask must have shape "
+                f"[batch, timesteps] = [{sequences.shape[0]}, {sequences.shape[1]}]."
+            )
+
+
+class FastRecurrentMixin:
+    """Runs a Keras RNN layer's loop on ``kernels.run`` instead of calling the cell per step.
+
+    Subclasses provide ``_step()`` (the kernel's step math, or None when the
+    configuration needs the cell path) and ``_split_bias(bias)`` -> (b_in, b_rec).
+    """
+
+    def _init_fast(self, static_mask: bool, jit_compile: bool):
+        self.static_mask = bool(static_mask)
+        self.jit_compile = bool(jit_compile)
+        self.use_cudnn = False
+
+    @property
+    def uses_fast_path(self) -> bool:
+        """True when calls run on the fused kernel (False: Keras's per-step cell loop)."""
+        return self._step() is not None and not (self.cell.dropout or self.cell.recurrent_dropout)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if tf.nest.is_nested(mask):
+            mask = mask[0]
+        if not self.uses_fast_path:
+            if self.static_mask:
+                raise ValueError(
+                    "`static_mask=True` needs the fast path, which this configuration "
+                    "(dropout, recurrent_dropout or GRU reset_after=False) does not use."
+                )
+            return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
+        cell = self.cell
+        dtype = sequences.dtype
+        if self.go_backwards:
+            sequences = tf.reverse(sequences, [1])
+            mask = None if mask is None else tf.reverse(mask, [1])
+        x = tf.transpose(sequences, [1, 0, 2])  # [T, B, I]: the kernel is time-major
+        steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+        kernel = tf.cast(cell.kernel, dtype)
+        b_in, b_rec = self._split_bias(None if cell.bias is None else tf.cast(cell.bias, dtype))
+        # Hoisted input projection: one [T*B, I] x [I, G] matmul for all steps.
+        xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel), [steps, batch, kernel.shape[-1]])
+        if b_in is not None:
+            xw = xw + b_in
+        state0 = tuple(tf.cast(s, dtype) for s in tf.nest.flatten(initial_state))
+        mask_shape = [batch, cell.units] if self.static_mask else [steps, batch, cell.units]
+        keeps = keep_factors(
+            mask_shape,
+            cell.zoneout_rates,
+            training,
+            cell.seed_generator,
+            dtype,
+            getattr(cell, "share_mask", False),
+            cell.zoneout_inference,
+        )
+        valid = None
+        if mask is not None:
+            _check_sequence_mask(mask, sequences)
+            # A padded step keeps the whole state: fold it into the keep factor.
+            valid = tf.cast(tf.transpose(mask), dtype)[:, :, None]  # [T, B, 1]
+            keeps = tuple(1.0 - valid if k is None else 1.0 - (1.0 - k) * valid for k in keeps)
+        outputs, final = kernels.run(
+            self._step(),
+            xw,
+            tf.cast(cell.recurrent_kernel, dtype),
+            b_rec,
+            state0,
+            keeps,
+            jit_compile=self.jit_compile,
+        )
+        last_output = outputs[-1]
+        if valid is not None and self.zero_output_for_mask:
+            outputs = outputs * valid
+        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
+        return last_output, outputs, list(final)
+
+    def _fast_config(self) -> dict:
+        return {
+            **self.cell._zoneout_config(),
+            "static_mask": self.static_mask,
+            "jit_compile": self.jit_compile,
+        }
+
+
+def _make_rnn(layer, cell_class, cell_name, units, kwargs, rnn_args, zoneout_kwargs):
+    """Build the cell and initialise ``layer`` as a ``keras.layers.RNN`` around it."""
+    cell_kwargs, layer_kwargs = _split_cell_kwargs(cell_class, kwargs)
+    cell = cell_class(units, name=cell_name, **zoneout_kwargs, **cell_kwargs)
+    keras.layers.RNN.__init__(layer, cell, **rnn_args, **layer_kwargs)
+    layer.input_spec = keras.layers.InputSpec(ndim=3)
+
+
+_LAYER_CALL_DOC = """
+    Call arguments:
+        sequences: [B, T, I] inputs.
+        initial_state: list of [B, H] state tensors (optional; zeros otherwise).
+        mask: [B, T] bool, True for real steps; a padded step leaves the state unchanged.
+        training: bool; training draws fresh masks, inference uses the expectation.
+"""
+
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
+    (
+        """LSTM layer with zoneout (Krueger et al., 2017), fast on CPU and GPU.
+
+    Drop-in for ``keras.layers.LSTM``: same arguments, same weights (``kernel``
+    [I, 4H], ``recurrent_kernel`` [H, 4H], ``bias`` [4H], gates i, f, c, o), so
+    ``set_weights``/``get_weights`` work both ways; with zoneout 0 it computes
+    exactly Keras's LSTM. The loop runs as a fused kernel (hoisted input
+    projection, hand-written BPTT, XLA) instead of calling the cell per step.
+
+    Args:
+        units: positive int, size of h and c.
+        zoneout_cells: probability in [0, 1] of KEEPING each unit of c at each step.
+        zoneout_states: probability in [0, 1] of KEEPING each unit of h at each step.
+        share_mask: one uniform draw for both masks (identical masks when the rates
+            are equal).
+        static_mask: one mask per sequence, the same at every step.
+        zoneout_inference: "expectation" (default, the paper's) or "deterministic".
+        jit_compile: compile the recurrence with XLA (default True; set False for
+            exports that must run without XLA).
+        seed: int seed of the masks; the same seed and inputs give the same outputs.
+        **kwargs: any other ``keras.layers.LSTM`` argument (``return_sequences``,
+            ``return_state``, ``stateful``, ``go_backwards``, initializers, ...).
+            ``dropout``/``recurrent_dropout`` > 0 run on Keras's per-step loop.
+    """
+        + _LAYER_CALL_DOC
+        + """
+    Example:
+        >>> layer = tz.ZoneoutLSTM(64, zoneout_cells=0.5, zoneout_states=0.05,
+        ...                        return_sequences=True, seed=1)
+        >>> layer(np.zeros([2, 10, 8], "float32"), training=True).shape
+        TensorShape([2, 10, 64])
+    """
+    )
+
+    def __init__(
+        self,
+        units,
+        zoneout_cells=0.0,
+        zoneout_states=0.0,
+        share_mask=False,
+        static_mask=False,
+        zoneout_inference="expectation",
+        jit_compile=True,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        _make_rnn(
+            self,
+            ZoneoutLSTMCell,
+            "zoneout_lstm_cell",
+            units,
+            kwargs,
+            dict(
+                return_sequences=return_sequences,
+                return_state=return_state,
+                go_backwards=go_backwards,
+                stateful=stateful,
+                unroll=unroll,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+            dict(
+                zoneout_cells=zoneout_cells,
+                zoneout_states=zoneout_states,
+                share_mask=share_mask,
+                zoneout_inference=zoneout_inference,
+            ),
+        )
+        self._init_fast(static_mask, jit_compile)
+
+    def _step(self):
+        return kernels.LSTMStep(
+            kernels.resolve(self.cell.activation), kernels.resolve(self.cell.recurrent_activation)
+        )
+
+    def _split_bias(self, bias):
+        return bias, None
+
+    def get_config(self):
+        return {**super().get_config(), **self._fast_config()}
+
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutGRU(FastRecurrentMixin, keras.layers.GRU):
+    (
+        """GRU layer with zoneout on h; drop-in for ``keras.layers.GRU``.
+
+    Same weights as Keras (``kernel`` [I, 3H], ``recurrent_kernel`` [H, 3H],
+    ``bias`` [2, 3H] with the default ``reset_after=True``; gates z, r, h).
+    ``reset_after=False``, ``dropout`` or ``recurrent_dropout`` run on Keras's
+    per-step loop; everything else on the fused kernel.
+
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
+        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
+        **kwargs: any other ``keras.layers.GRU`` argument.
+    """
+        + _LAYER_CALL_DOC
+    )
+
+    def __init__(
+        self,
+        units,
+        zoneout=0.0,
+        static_mask=False,
+        zoneout_inference="expectation",
+        jit_compile=True,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        _make_rnn(
+            self,
+            ZoneoutGRUCell,
+            "zoneout_gru_cell",
+            units,
+            kwargs,
+            dict(
+                return_sequences=return_sequences,
+                return_state=return_state,
+                go_backwards=go_backwards,
+                stateful=stateful,
+                unroll=unroll,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+            dict(zoneout=zoneout, zoneout_inference=zoneout_inference),
+        )
+        self._init_fast(static_mask, jit_compile)
+
+    def _step(self):
+        if not self.cell.reset_after:
+            return None
+        return kernels.GRUStep(
+            kernels.resolve(self.cell.activation), kernels.resolve(self.cell.recurrent_activation)
+        )
+
+    def _split_bias(self, bias):
+        if bias is None:
+            return None, None
+        return bias[0], bias[1]
+
+    def get_config(self):
+        return {**super().get_config(), **self._fast_config()}
+
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutSimpleRNN(FastRecurrentMixin, keras.layers.SimpleRNN):
+    (
+        """Simple (tanh) RNN layer with zoneout on h; drop-in for ``keras.layers.SimpleRNN``.
+
+    Same weights as Keras (``kernel`` [I, H], ``recurrent_kernel`` [H, H], ``bias`` [H]).
+
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
+        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
+        **kwargs: any other ``keras.layers.SimpleRNN`` argument.
+    """
+        + _LAYER_CALL_DOC
+    )
+
+    def __init__(
+        self,
+        units,
+        zoneout=0.0,
+        static_mask=False,
+        zoneout_inference="expectation",
+        jit_compile=True,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        _make_rnn(
+            self,
+            ZoneoutSimpleRNNCell,
+            "zoneout_simple_rnn_cell",
+            units,
+            kwargs,
+            dict(
+                return_sequences=return_sequences,
+                return_state=return_state,
+                go_backwards=go_backwards,
+                stateful=stateful,
+                unroll=unroll,
+                zero_output_for_mask=zero_output_for_mask,
+            ),
+            dict(zoneout=zoneout, zoneout_inference=zoneout_inference),
+        )
+        self._init_fast(static_mask, jit_compile)
+
+    def _step(self):
+        return kernels.SimpleRNNStep(kernels.resolve(self.cell.activation))
+
+    def _split_bias(self, bias):
+        return bias, None
+
+    def get_config(self):
+        return {**super().get_config(), **self._fast_config()}
