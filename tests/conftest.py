@@ -1,0 +1,65 @@
+"""Shared test helpers: matched (ours, Keras) layer pairs and a gradient helper."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_zoneout as tz
+
+# (family name, our layer class, Keras layer class, number of states)
+FAMILIES = [
+    ("lstm", tz.ZoneoutLSTM, keras.layers.LSTM, 2),
+    ("gru", tz.ZoneoutGRU, keras.layers.GRU, 1),
+    ("simple_rnn", tz.ZoneoutSimpleRNN, keras.layers.SimpleRNN, 1),
+]
+
+
+@pytest.fixture(params=FAMILIES, ids=[f[0] for f in FAMILIES])
+def family(request):
+    return request.param
+
+
+def matched_pair(ours_cls, keras_cls, units, input_shape, **kwargs):
+    """Build our layer and Keras's with identical weights (copied Keras -> ours)."""
+    ours = ours_cls(units, **kwargs)
+    ref = keras_cls(units, **kwargs)
+    dummy = np.zeros(input_shape, "float32")
+    ref(dummy)
+    ours(dummy)
+    rng = np.random.default_rng(7)
+    # Random (not initial) weights so the comparison exercises every gate.
+    ref.set_weights([rng.normal(scale=0.4, size=w.shape).astype("float32") for w in ref.get_weights()])
+    ours.set_weights(ref.get_weights())
+    return ours, ref
+
+
+def loss_and_grads(layer, x, training, initial_state=None, mask=None, seed=3):
+    """Call ``layer`` and return (outputs list, grads w.r.t. weights, inputs and initial states)."""
+    x = tf.convert_to_tensor(x)
+    sources = [x] + ([tf.convert_to_tensor(s) for s in initial_state] if initial_state else [])
+    with tf.GradientTape() as tape:
+        tape.watch(sources)
+        kwargs = {"training": training}
+        if initial_state:
+            kwargs["initial_state"] = sources[1:]
+        if mask is not None:
+            kwargs["mask"] = mask
+        out = layer(x, **kwargs)
+        outs = out if isinstance(out, list | tuple) else [out]
+        rng = np.random.default_rng(seed)
+        loss = tf.add_n([tf.reduce_sum(o * rng.normal(size=o.shape).astype("float32")) for o in outs])
+    grads = tape.gradient(loss, layer.trainable_variables + sources)
+    return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
+
+
+def assert_close(a_list, b_list, atol=2e-5, rtol=2e-5):
+    assert len(a_list) == len(b_list)
+    for a, b in zip(a_list, b_list):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
