@@ -145,7 +145,9 @@ def table(results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shapes", default="1000x32,256x64", help="comma-separated HxB list")
     parser.add_argument("--rounds", type=int, default=4, help="round-robin rounds")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")

@@ -10,20 +10,18 @@ from conftest import assert_close, loss_and_grads, matched_pair
 
 import tf_zoneout as tz
 
-B, T, I, H = 3, 7, 4, 5
+B, T, FEATURES, H = 3, 7, 4, 5
 
 
 @pytest.fixture
 def inputs():
-    return np.random.default_rng(0).normal(size=(B, T, I)).astype("float32")
+    return np.random.default_rng(0).normal(size=(B, T, FEATURES)).astype("float32")
 
 
 @pytest.mark.parametrize("training", [True, False])
 def test_outputs_and_gradients_match_keras(family, inputs, training):
     _, ours_cls, keras_cls, n_states = family
-    ours, ref = matched_pair(
-        ours_cls, keras_cls, H, inputs.shape, return_sequences=True, return_state=True
-    )
+    ours, ref = matched_pair(ours_cls, keras_cls, H, inputs.shape, return_sequences=True, return_state=True)
     assert ours.uses_fast_path
     init = [np.random.default_rng(1 + i).normal(size=(B, H)).astype("float32") for i in range(n_states)]
     out_a, grads_a = loss_and_grads(ours, inputs, training, initial_state=init)
@@ -46,7 +44,10 @@ def test_padding_mask_matches_keras(family, inputs):
     np.testing.assert_allclose(out_a[1][1], np.asarray(full)[1, lengths[1] - 1], atol=1e-6)
 
 
-@pytest.mark.parametrize("options", [{"go_backwards": True}, {"use_bias": False}, {"return_sequences": False}])
+OPTIONS = [{"go_backwards": True}, {"use_bias": False}, {"return_sequences": False}]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
 def test_keras_options_match(family, inputs, options):
     _, ours_cls, keras_cls, _ = family
     ours, ref = matched_pair(ours_cls, keras_cls, H, inputs.shape, **options)
