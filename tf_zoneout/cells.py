@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_zoneout.zoneout import check_inference_mode, check_probability, keep_factors
+from tf_zoneout.zoneout import check_inference_mode, check_probability, keep_factors, mix
 
 
 def check_units(units) -> int:
@@ -45,7 +45,7 @@ class ZoneoutCellMixin:
             self.share_mask,
             self.zoneout_inference,
         )
-        return [c if k is None else c + k * (p - c) for c, p, k in zip(candidates, prev, keeps)]
+        return [mix(k, p, c) for c, p, k in zip(candidates, prev, keeps)]
 
     def _zoneout_config(self) -> dict:
         config = dict(zip(self._zoneout_names, self.zoneout_rates))

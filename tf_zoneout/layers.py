@@ -46,6 +46,15 @@ def _check_sequence_mask(mask, sequences):
             )
 
 
+def _fold_padding(keep, valid):
+    """Keep factor that also keeps the whole state where ``valid`` [T, B, 1] is False."""
+    if keep is None:
+        return tf.logical_not(valid)
+    if keep.dtype == tf.bool:
+        return tf.logical_or(keep, tf.logical_not(valid))
+    return 1.0 - (1.0 - keep) * tf.cast(valid, keep.dtype)
+
+
 class FastRecurrentMixin:
     """Runs a Keras RNN layer's loop on ``kernels.run`` instead of calling the cell per step.
 
@@ -101,8 +110,8 @@ class FastRecurrentMixin:
         if mask is not None:
             _check_sequence_mask(mask, sequences)
             # A padded step keeps the whole state: fold it into the keep factor.
-            valid = tf.cast(tf.transpose(mask), dtype)[:, :, None]  # [T, B, 1]
-            keeps = tuple(1.0 - valid if k is None else 1.0 - (1.0 - k) * valid for k in keeps)
+            valid = tf.cast(tf.transpose(mask), tf.bool)[:, :, None]  # [T, B, 1]
+            keeps = tuple(_fold_padding(k, valid) for k in keeps)
         outputs, final = kernels.run(
             self._step(),
             xw,
@@ -114,7 +123,7 @@ class FastRecurrentMixin:
         )
         last_output = outputs[-1]
         if valid is not None and self.zero_output_for_mask:
-            outputs = outputs * valid
+            outputs = outputs * tf.cast(valid, dtype)
         outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
         return last_output, outputs, list(final)
 

@@ -54,19 +54,18 @@ def _threshold(rate: float) -> int:
     return round(rate * _MASK_LEVELS)
 
 
-def keep_mask_pair(shape, rates: tuple[float, float], seed, dtype=tf.float32, shared=False):
+def keep_mask_pair(shape, rates: tuple[float, float], seed, shared=False):
     """Draw two Bernoulli keep masks from one stateless draw.
 
     Args:
         shape: mask shape, e.g. ``[T, B, H]``.
         rates: keep probabilities ``(z_first, z_second)``, each in [0, 1].
         seed: int, [2] int tensor or ``keras.random.SeedGenerator``.
-        dtype: float dtype of the returned masks.
         shared: compare both rates against the same uniform draw, so the masks are
             nested (identical when the rates are equal); else they are independent.
 
     Returns:
-        Two tensors of ``shape`` and ``dtype``; 1 where the previous value is kept.
+        Two bool tensors of ``shape``; True where the previous value is kept.
         Each rate is resolved to a multiple of 2**-16.
     """
     bits = tf.random.stateless_uniform(
@@ -74,18 +73,29 @@ def keep_mask_pair(shape, rates: tuple[float, float], seed, dtype=tf.float32, sh
     )
     high = tf.bitwise.right_shift(bits, _MASK_BITS)
     low = high if shared else tf.bitwise.bitwise_and(bits, _MASK_LEVELS - 1)
-    return (
-        tf.cast(low < _threshold(rates[0]), dtype),
-        tf.cast(high < _threshold(rates[1]), dtype),
-    )
+    return low < _threshold(rates[0]), high < _threshold(rates[1])
 
 
-def keep_mask(shape, rate: float, seed, dtype=tf.float32) -> tf.Tensor:
-    """Draw one Bernoulli(``rate``) keep mask of ``shape`` (1 = keep the previous value)."""
+def keep_mask(shape, rate: float, seed) -> tf.Tensor:
+    """Draw one Bernoulli(``rate``) bool keep mask of ``shape`` (True = keep the previous value)."""
     bits = tf.random.stateless_uniform(
         shape, seed=seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32
     )
-    return tf.cast(tf.bitwise.right_shift(bits, _MASK_BITS) < _threshold(rate), dtype)
+    return tf.bitwise.right_shift(bits, _MASK_BITS) < _threshold(rate)
+
+
+def mix(keep, prev, candidate):
+    """Apply a keep factor: ``keep * prev + (1 - keep) * candidate``.
+
+    ``keep`` is None (no zoneout: returns ``candidate``), a bool mask (an exact
+    select, so a kept unit equals its previous value bit for bit), or a float
+    factor broadcastable to the states (the inference expectation).
+    """
+    if keep is None:
+        return candidate
+    if keep.dtype == tf.bool:
+        return tf.where(keep, prev, candidate)
+    return keep * prev + (1.0 - keep) * candidate
 
 
 def zoneout(
@@ -130,15 +140,15 @@ def zoneout(
 
     def train_branch():
         if seed is None:
-            keep = tf.cast(tf.random.uniform(tf.shape(new)) < rate, new.dtype)
+            keep = tf.random.uniform(tf.shape(new)) < rate
         else:
-            keep = keep_mask(tf.shape(new), rate, seed, new.dtype)
-        return new + keep * (prev - new)
+            keep = keep_mask(tf.shape(new), rate, seed)
+        return mix(keep, prev, new)
 
     def infer_branch():
         if inference == "deterministic":
             return new
-        return new + tf.cast(rate, new.dtype) * (prev - new)
+        return mix(tf.constant(rate, new.dtype), prev, new)
 
     if isinstance(training, tf.Tensor):
         return tf.cond(training, train_branch, infer_branch)
@@ -165,8 +175,9 @@ def keep_factors(
         inference: "expectation" (keep factor = rate) or "deterministic" (no zoneout).
 
     Returns:
-        A tuple with one entry per rate: None (no zoneout for that state), a
-        scalar (inference expectation) or a mask of ``shape`` (training).
+        A tuple with one entry per rate, for ``mix``: None (no zoneout for that
+        state), a float scalar (inference expectation) or a bool mask of
+        ``shape`` (training); a float 0/1 mask when ``training`` is a tensor.
     """
     rates = tuple(rates)
     if not any(rates):
@@ -174,8 +185,8 @@ def keep_factors(
 
     def masks():
         if len(rates) == 1:
-            return (keep_mask(shape, rates[0], seed, dtype),)
-        return keep_mask_pair(shape, rates, seed, dtype, shared=share_mask)
+            return (keep_mask(shape, rates[0], seed),)
+        return keep_mask_pair(shape, rates, seed, shared=share_mask)
 
     def expected(rate):
         if inference == "deterministic":
@@ -186,7 +197,7 @@ def keep_factors(
         drawn = masks()
         inference_keep = [expected(r) if inference == "expectation" else tf.zeros([], dtype) for r in rates]
         return tuple(
-            None if rate == 0 else tf.where(training, m, k)
+            None if rate == 0 else tf.where(training, tf.cast(m, dtype), k)
             for rate, m, k in zip(rates, drawn, inference_keep)
         )
     if training:

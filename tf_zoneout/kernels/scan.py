@@ -19,12 +19,17 @@ import functools
 
 import tensorflow as tf
 
+from tf_zoneout.zoneout import mix
 
-def _apply_keep(keep, prev, candidate):
-    """Zoneout mix ``keep * prev + (1 - keep) * candidate`` in two ops."""
+
+def _split_gradient(keep, d):
+    """Split d(state) into (d(candidate), d(previous state)) for ``zoneout.mix``."""
     if keep is None:
-        return candidate
-    return candidate + keep * (prev - candidate)
+        return d, None
+    if keep.dtype == tf.bool:
+        kept = tf.where(keep, d, tf.zeros([], d.dtype))
+        return d - kept, kept  # exact: kept is either d or 0
+    return (1.0 - keep) * d, keep * d
 
 
 class _KeepReader:
@@ -54,7 +59,8 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
         b_rec: [G] recurrent bias or None.
         state0: tuple of [B, H] initial states; state 0 is the output h.
         keeps: tuple (one per state) of None, a constant keep factor ([B, H],
-            [B, 1] or scalar) or a per-step one ([T, B, H] or [T, B, 1]).
+            [B, 1] or scalar) or a per-step one ([T, B, H] or [T, B, 1]); bool
+            masks or float factors, as ``zoneout.mix`` takes them.
         save: also return what the backward pass needs.
 
     Returns:
@@ -72,7 +78,7 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
         if b_rec is not None:
             rec = rec + b_rec
         candidates, saved = step.forward(xw_ta.read(t), rec, state)
-        new_state = tuple(_apply_keep(r.read(t), s, c) for r, s, c in zip(readers, state, candidates))
+        new_state = tuple(mix(r.read(t), s, c) for r, s, c in zip(readers, state, candidates))
         state_tas = tuple(ta.write(t, s) for ta, s in zip(state_tas, new_state))
         saved_tas = tuple(ta.write(t, s) for ta, s in zip(saved_tas, saved))
         return t + 1, new_state, state_tas, saved_tas
@@ -112,12 +118,9 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
 
     def body(t, d_state, grad_tas):
         d_state = (d_state[0] + d_out_ta.read(t),) + tuple(d_state[1:])
-        d_candidates, d_kept = [], []
-        for reader, d in zip(readers, d_state):
-            keep = reader.read(t)
-            kept = None if keep is None else keep * d
-            d_candidates.append(d if kept is None else d - kept)
-            d_kept.append(kept)
+        split = [_split_gradient(r.read(t), d) for r, d in zip(readers, d_state)]
+        d_candidates = [c for c, _ in split]
+        d_kept = [k for _, k in split]
         prev = tuple(ta.read(t) for ta in prev_tas)
         saved = tuple(ta.read(t) for ta in saved_tas)
         d_prev_step, d_xw_t, d_rec_t = step.backward(tuple(d_candidates), saved, prev)
