@@ -71,6 +71,7 @@ def test_output_is_the_zoned_out_state_fed_to_the_next_step():
     np.testing.assert_allclose(np.concatenate([first, second], 1), full, atol=1e-5)
     np.testing.assert_allclose(np.asarray(full)[:, -1], h, atol=0)
     np.testing.assert_allclose(h2, h, atol=1e-5)
+    np.testing.assert_allclose(c2, c, atol=1e-5)
 
 
 def _numpy_lstm_expectation(x, kernel, recurrent_kernel, bias, zc, zh):
@@ -130,7 +131,9 @@ def test_same_seed_same_outputs_whatever_ran_before(family):
 
 
 def test_share_mask_zones_out_cells_and_states_together():
-    layer = tz.ZoneoutLSTM(H, zoneout_cells=0.4, zoneout_states=0.4, share_mask=True, return_state=True, seed=2)
+    layer = tz.ZoneoutLSTM(
+        H, zoneout_cells=0.4, zoneout_states=0.4, share_mask=True, return_state=True, seed=2
+    )
     init = _initial(2, batch=500)
     _, h, c = layer(_inputs(batch=500, steps=1), initial_state=init, training=True)
     h_kept = np.asarray(h) == init[0]
