@@ -128,10 +128,12 @@ class FastRecurrentMixin:
         return last_output, outputs, list(final)
 
     def _fast_config(self) -> dict:
+        # "seed" is repeated because keras.layers.SimpleRNN's config drops it.
         return {
             **self.cell._zoneout_config(),
             "static_mask": self.static_mask,
             "jit_compile": self.jit_compile,
+            "seed": self.cell.seed,
         }
 
 
