@@ -47,6 +47,9 @@ class ZoneoutCellMixin:
         )
         return [mix(k, p, c) for c, p, k in zip(candidates, prev, keeps)]
 
+    def get_config(self):
+        return {**super().get_config(), **self._zoneout_config()}
+
     def _zoneout_config(self) -> dict:
         config = dict(zip(self._zoneout_names, self.zoneout_rates))
         config["zoneout_inference"] = self.zoneout_inference
@@ -106,61 +109,44 @@ class ZoneoutLSTMCell(ZoneoutCellMixin, keras.layers.LSTMCell):
         h, c = self._zoneout_states([h_new, c_new], list(states), training)
         return h, [h, c]
 
-    def get_config(self):
-        return {**super().get_config(), **self._zoneout_config()}
 
-
-@keras.saving.register_keras_serializable(package="tf_zoneout")
-class ZoneoutGRUCell(ZoneoutCellMixin, keras.layers.GRUCell):
-    """GRU cell with zoneout on h; same weights as ``keras.layers.GRUCell``.
-
-    Args:
-        units: positive int.
-        zoneout: probability in [0, 1] of KEEPING each unit's previous value.
-        zoneout_inference: "expectation" or "deterministic".
-        **kwargs: any ``keras.layers.GRUCell`` argument.
-
-    Call arguments:
-        inputs: [B, I]. states: ``[h]`` or h, [B, H]. training: bool.
-    """
+class SingleStateZoneoutMixin(ZoneoutCellMixin):
+    """Constructor and step shared by the one-state cells (GRU, SimpleRNN): zoneout on h."""
 
     def __init__(self, units, zoneout=0.0, zoneout_inference="expectation", **kwargs):
         super().__init__(check_units(units), **kwargs)
         self._init_zoneout({"zoneout": zoneout}, False, zoneout_inference)
 
     def call(self, inputs, states, training=False):
-        prev = states[0] if tf.nest.is_nested(states) else states
+        nested = tf.nest.is_nested(states)
+        prev = states[0] if nested else states
         h_new, _ = super().call(inputs, states, training=training)
         (h,) = self._zoneout_states([h_new], [prev], training)
-        return h, ([h] if tf.nest.is_nested(states) else h)
-
-    def get_config(self):
-        return {**super().get_config(), **self._zoneout_config()}
+        return h, ([h] if nested else h)
 
 
-@keras.saving.register_keras_serializable(package="tf_zoneout")
-class ZoneoutSimpleRNNCell(ZoneoutCellMixin, keras.layers.SimpleRNNCell):
-    """Simple (tanh) RNN cell with zoneout on h; same weights as ``keras.layers.SimpleRNNCell``.
-
+_SINGLE_STATE_CELL_DOC = """
     Args:
         units: positive int.
         zoneout: probability in [0, 1] of KEEPING each unit's previous value.
         zoneout_inference: "expectation" or "deterministic".
-        **kwargs: any ``keras.layers.SimpleRNNCell`` argument.
+        **kwargs: any argument of the Keras cell (``seed`` seeds the masks).
 
     Call arguments:
         inputs: [B, I]. states: ``[h]`` or h, [B, H]. training: bool.
-    """
+"""
 
-    def __init__(self, units, zoneout=0.0, zoneout_inference="expectation", **kwargs):
-        super().__init__(check_units(units), **kwargs)
-        self._init_zoneout({"zoneout": zoneout}, False, zoneout_inference)
 
-    def call(self, sequence, states, training=False):
-        prev = states[0] if tf.nest.is_nested(states) else states
-        h_new, _ = super().call(sequence, states, training=training)
-        (h,) = self._zoneout_states([h_new], [prev], training)
-        return h, ([h] if tf.nest.is_nested(states) else h)
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutGRUCell(SingleStateZoneoutMixin, keras.layers.GRUCell):
+    __doc__ = (
+        "GRU cell with zoneout on h; same weights as ``keras.layers.GRUCell``.\n" + _SINGLE_STATE_CELL_DOC
+    )
 
-    def get_config(self):
-        return {**super().get_config(), **self._zoneout_config()}
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutSimpleRNNCell(SingleStateZoneoutMixin, keras.layers.SimpleRNNCell):
+    __doc__ = (
+        "Simple (tanh) RNN cell with zoneout on h; same weights as ``keras.layers.SimpleRNNCell``.\n"
+        + _SINGLE_STATE_CELL_DOC
+    )

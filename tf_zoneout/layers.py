@@ -62,7 +62,15 @@ class FastRecurrentMixin:
     configuration needs the cell path) and ``_split_bias(bias)`` -> (b_in, b_rec).
     """
 
-    def _init_fast(self, static_mask: bool, jit_compile: bool):
+    _cell_class: type
+    _cell_name: str
+
+    def _init_fast(self, units, zoneout_kwargs: dict, static_mask: bool, jit_compile: bool, kwargs: dict):
+        """Build the zoneout cell and initialise this layer as a ``keras.layers.RNN`` around it."""
+        cell_kwargs, layer_kwargs = _split_cell_kwargs(self._cell_class, kwargs)
+        cell = self._cell_class(units, name=self._cell_name, **zoneout_kwargs, **cell_kwargs)
+        keras.layers.RNN.__init__(self, cell, **layer_kwargs)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
         self.static_mask = bool(static_mask)
         self.jit_compile = bool(jit_compile)
         self.use_cudnn = False
@@ -127,22 +135,15 @@ class FastRecurrentMixin:
         outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
         return last_output, outputs, list(final)
 
-    def _fast_config(self) -> dict:
+    def get_config(self):
         # "seed" is repeated because keras.layers.SimpleRNN's config drops it.
         return {
+            **super().get_config(),
             **self.cell._zoneout_config(),
             "static_mask": self.static_mask,
             "jit_compile": self.jit_compile,
             "seed": self.cell.seed,
         }
-
-
-def _make_rnn(layer, cell_class, cell_name, units, kwargs, rnn_args, zoneout_kwargs):
-    """Build the cell and initialise ``layer`` as a ``keras.layers.RNN`` around it."""
-    cell_kwargs, layer_kwargs = _split_cell_kwargs(cell_class, kwargs)
-    cell = cell_class(units, name=cell_name, **zoneout_kwargs, **cell_kwargs)
-    keras.layers.RNN.__init__(layer, cell, **rnn_args, **layer_kwargs)
-    layer.input_spec = keras.layers.InputSpec(ndim=3)
 
 
 _LAYER_CALL_DOC = """
@@ -190,6 +191,9 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
     """
     )
 
+    _cell_class = ZoneoutLSTMCell
+    _cell_name = "zoneout_lstm_cell"
+
     def __init__(
         self,
         units,
@@ -199,36 +203,15 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
         static_mask=False,
         zoneout_inference="expectation",
         jit_compile=True,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
         **kwargs,
     ):
-        _make_rnn(
-            self,
-            ZoneoutLSTMCell,
-            "zoneout_lstm_cell",
-            units,
-            kwargs,
-            dict(
-                return_sequences=return_sequences,
-                return_state=return_state,
-                go_backwards=go_backwards,
-                stateful=stateful,
-                unroll=unroll,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-            dict(
-                zoneout_cells=zoneout_cells,
-                zoneout_states=zoneout_states,
-                share_mask=share_mask,
-                zoneout_inference=zoneout_inference,
-            ),
+        zoneout_kwargs = dict(
+            zoneout_cells=zoneout_cells,
+            zoneout_states=zoneout_states,
+            share_mask=share_mask,
+            zoneout_inference=zoneout_inference,
         )
-        self._init_fast(static_mask, jit_compile)
+        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, kwargs)
 
     def _step(self):
         return kernels.LSTMStep(
@@ -238,28 +221,9 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
     def _split_bias(self, bias):
         return bias, None
 
-    def get_config(self):
-        return {**super().get_config(), **self._fast_config()}
 
-
-@keras.saving.register_keras_serializable(package="tf_zoneout")
-class ZoneoutGRU(FastRecurrentMixin, keras.layers.GRU):
-    (
-        """GRU layer with zoneout on h; drop-in for ``keras.layers.GRU``.
-
-    Same weights as Keras (``kernel`` [I, 3H], ``recurrent_kernel`` [H, 3H],
-    ``bias`` [2, 3H] with the default ``reset_after=True``; gates z, r, h).
-    ``reset_after=False``, ``dropout`` or ``recurrent_dropout`` run on Keras's
-    per-step loop; everything else on the fused kernel.
-
-    Args:
-        units: positive int.
-        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
-        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
-        **kwargs: any other ``keras.layers.GRU`` argument.
-    """
-        + _LAYER_CALL_DOC
-    )
+class SingleStateLayerMixin(FastRecurrentMixin):
+    """Constructor shared by the one-state layers (GRU, SimpleRNN): zoneout on h."""
 
     def __init__(
         self,
@@ -268,31 +232,39 @@ class ZoneoutGRU(FastRecurrentMixin, keras.layers.GRU):
         static_mask=False,
         zoneout_inference="expectation",
         jit_compile=True,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
         **kwargs,
     ):
-        _make_rnn(
-            self,
-            ZoneoutGRUCell,
-            "zoneout_gru_cell",
-            units,
-            kwargs,
-            dict(
-                return_sequences=return_sequences,
-                return_state=return_state,
-                go_backwards=go_backwards,
-                stateful=stateful,
-                unroll=unroll,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-            dict(zoneout=zoneout, zoneout_inference=zoneout_inference),
-        )
-        self._init_fast(static_mask, jit_compile)
+        zoneout_kwargs = dict(zoneout=zoneout, zoneout_inference=zoneout_inference)
+        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, kwargs)
+
+
+_SINGLE_STATE_LAYER_DOC = (
+    """
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
+        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
+        **kwargs: any other argument of the Keras layer.
+"""
+    + _LAYER_CALL_DOC
+)
+
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutGRU(SingleStateLayerMixin, keras.layers.GRU):
+    __doc__ = (
+        """GRU layer with zoneout on h; drop-in for ``keras.layers.GRU``.
+
+    Same weights as Keras (``kernel`` [I, 3H], ``recurrent_kernel`` [H, 3H],
+    ``bias`` [2, 3H] with the default ``reset_after=True``; gates z, r, h).
+    ``reset_after=False``, ``dropout`` or ``recurrent_dropout`` run on Keras's
+    per-step loop; everything else on the fused kernel.
+"""
+        + _SINGLE_STATE_LAYER_DOC
+    )
+
+    _cell_class = ZoneoutGRUCell
+    _cell_name = "zoneout_gru_cell"
 
     def _step(self):
         if not self.cell.reset_after:
@@ -306,64 +278,22 @@ class ZoneoutGRU(FastRecurrentMixin, keras.layers.GRU):
             return None, None
         return bias[0], bias[1]
 
-    def get_config(self):
-        return {**super().get_config(), **self._fast_config()}
-
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
-class ZoneoutSimpleRNN(FastRecurrentMixin, keras.layers.SimpleRNN):
-    (
+class ZoneoutSimpleRNN(SingleStateLayerMixin, keras.layers.SimpleRNN):
+    __doc__ = (
         """Simple (tanh) RNN layer with zoneout on h; drop-in for ``keras.layers.SimpleRNN``.
 
     Same weights as Keras (``kernel`` [I, H], ``recurrent_kernel`` [H, H], ``bias`` [H]).
-
-    Args:
-        units: positive int.
-        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
-        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
-        **kwargs: any other ``keras.layers.SimpleRNN`` argument.
-    """
-        + _LAYER_CALL_DOC
+"""
+        + _SINGLE_STATE_LAYER_DOC
     )
 
-    def __init__(
-        self,
-        units,
-        zoneout=0.0,
-        static_mask=False,
-        zoneout_inference="expectation",
-        jit_compile=True,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        zero_output_for_mask=False,
-        **kwargs,
-    ):
-        _make_rnn(
-            self,
-            ZoneoutSimpleRNNCell,
-            "zoneout_simple_rnn_cell",
-            units,
-            kwargs,
-            dict(
-                return_sequences=return_sequences,
-                return_state=return_state,
-                go_backwards=go_backwards,
-                stateful=stateful,
-                unroll=unroll,
-                zero_output_for_mask=zero_output_for_mask,
-            ),
-            dict(zoneout=zoneout, zoneout_inference=zoneout_inference),
-        )
-        self._init_fast(static_mask, jit_compile)
+    _cell_class = ZoneoutSimpleRNNCell
+    _cell_name = "zoneout_simple_rnn_cell"
 
     def _step(self):
         return kernels.SimpleRNNStep(kernels.resolve(self.cell.activation))
 
     def _split_bias(self, bias):
         return bias, None
-
-    def get_config(self):
-        return {**super().get_config(), **self._fast_config()}
