@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_zoneout import kernels
+from tf_zoneout import kernels, masks
 
 T, B, H = 6, 3, 4
 RNG = np.random.default_rng(0)
@@ -59,6 +59,8 @@ def _problem(name, keep_kind):
         keeps = tuple(RNG.random((B, H)) < 0.4 for _ in range(n_states))
     elif keep_kind == "padding":
         keeps = tuple(RNG.random((T, B, 1)) < 0.3 for _ in range(n_states))
+    elif keep_kind in ("hashed", "hashed_static"):
+        keeps = masks.hashed_masks([0.4, 0.2][:n_states], seed=9, per_step=keep_kind == "hashed")
     elif keep_kind == "expectation":
         keeps = tuple(np.float32(0.3) for _ in range(n_states))
     else:
@@ -67,20 +69,28 @@ def _problem(name, keep_kind):
 
 
 def _as_numpy_keeps(keeps):
-    return [
-        np.zeros((T, 1, 1)) if k is None else np.broadcast_to(np.asarray(k, np.float64), (T, B, H))
-        for k in keeps
-    ]
+    out = []
+    for k in keeps:
+        if isinstance(k, masks.HashedMask):
+            k = masks.materialize(k, [B, H], T)
+        out.append(
+            np.zeros((T, 1, 1)) if k is None else np.broadcast_to(np.asarray(k, np.float64), (T, B, H))
+        )
+    return out
 
 
-KEEP_KINDS = ["none", "per_step", "static", "padding", "expectation"]
+def _as_tf_keeps(keeps):
+    return tuple(k if k is None or isinstance(k, masks.HashedMask) else tf.constant(k) for k in keeps)
+
+
+KEEP_KINDS = ["none", "per_step", "static", "padding", "expectation", "hashed", "hashed_static"]
 
 
 @pytest.mark.parametrize("keep_kind", KEEP_KINDS)
 @pytest.mark.parametrize("name", list(STEPS))
 def test_forward_matches_numpy(name, keep_kind):
     step, xw, u, b_rec, state0, keeps = _problem(name, keep_kind)
-    tf_keeps = tuple(None if k is None else tf.constant(k) for k in keeps)
+    tf_keeps = _as_tf_keeps(keeps)
     outputs, final = kernels.run(step, xw, u, b_rec, state0, tf_keeps)
     ref_out, ref_final = numpy_reference(name, xw, u, b_rec, state0, _as_numpy_keeps(keeps))
     np.testing.assert_allclose(outputs, ref_out, atol=1e-5)
@@ -92,7 +102,7 @@ def test_forward_matches_numpy(name, keep_kind):
 @pytest.mark.parametrize("name", list(STEPS))
 def test_hand_written_gradient_matches_autodiff(name, keep_kind):
     step, xw, u, b_rec, state0, keeps = _problem(name, keep_kind)
-    tf_keeps = tuple(None if k is None else tf.constant(k) for k in keeps)
+    tf_keeps = _as_tf_keeps(keeps)
     sources = [tf.constant(v) for v in (xw, u, *((b_rec,) if b_rec is not None else ()), *state0)]
     weights = [tf.constant(RNG.normal(size=(T, B, H)).astype("float32"))] + [
         tf.constant(RNG.normal(size=(B, H)).astype("float32")) for _ in state0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -64,6 +65,17 @@ def test_masks_are_fresh_across_time_steps_and_units():
         a = np.moveaxis(m, axis, 0)
         corr = np.corrcoef(a[1:].ravel(), a[:-1].ravel())[0, 1]
         assert abs(corr) < 0.02
+
+
+def test_masks_of_successive_seeds_are_uncorrelated():
+    """Keras seed generators step their state by one: such seeds must give unrelated masks."""
+    gen = keras.random.SeedGenerator(5)
+    a, b = (np.asarray(keep_mask((64, 256), 0.5, gen)) for _ in range(2))
+    c = np.asarray(keep_mask((64, 256), 0.5, [0, 1]))
+    d = np.asarray(keep_mask((64, 256), 0.5, [0, 2]))
+    for x, y in ((a, b), (c, d)):
+        assert abs(np.corrcoef(x.ravel(), y.ravel())[0, 1]) < 0.03
+        assert abs(np.corrcoef(x[:, 1:].ravel(), y[:, :-1].ravel())[0, 1]) < 0.03  # not shifted copies
 
 
 def test_same_seed_same_result_whatever_ran_before():

@@ -37,13 +37,13 @@ class ZoneoutCellMixin:
     def _zoneout_states(self, candidates, prev, training):
         """Mix candidate states [B, H] with previous ones; fresh masks each call."""
         keeps = keep_factors(
-            tf.shape(candidates[0]),
             self.zoneout_rates,
             training,
             self.seed_generator,
-            candidates[0].dtype,
-            self.share_mask,
-            self.zoneout_inference,
+            tf.shape(candidates[0]),
+            dtype=candidates[0].dtype,
+            share_mask=self.share_mask,
+            inference=self.zoneout_inference,
         )
         return [mix(k, p, c) for c, p, k in zip(candidates, prev, keeps)]
 

@@ -104,15 +104,17 @@ class FastRecurrentMixin:
         if b_in is not None:
             xw = xw + b_in
         state0 = tuple(tf.cast(s, dtype) for s in tf.nest.flatten(initial_state))
-        mask_shape = [batch, cell.units] if self.static_mask else [steps, batch, cell.units]
         keeps = keep_factors(
-            mask_shape,
             cell.zoneout_rates,
             training,
             cell.seed_generator,
-            dtype,
-            getattr(cell, "share_mask", False),
-            cell.zoneout_inference,
+            tf.stack([batch, cell.units]),
+            steps,
+            dtype=dtype,
+            share_mask=getattr(cell, "share_mask", False),
+            inference=cell.zoneout_inference,
+            static_mask=self.static_mask,
+            lazy=mask is None,  # padding is folded into materialised masks
         )
         valid = None
         if mask is not None:

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numbers
 
-import keras
 import tensorflow as tf
 
-INFERENCE_MODES = ("expectation", "deterministic")
+from tf_zoneout import masks
 
-# Masks are drawn as 16-bit uniforms: one 32-bit Philox draw feeds two masks
-# (cells and states), which halves the random-number cost that dominated
-# zoneout's overhead (PERF.md). A probability is rounded to a multiple of 2**-16.
-_MASK_BITS = 16
-_MASK_LEVELS = 1 << _MASK_BITS
+INFERENCE_MODES = ("expectation", "deterministic")
 
 
 def check_probability(value: float, name: str) -> float:
@@ -33,55 +28,19 @@ def check_inference_mode(value: str) -> str:
     return value
 
 
-def seed_tensor(seed) -> tf.Tensor:
-    """Turn ``seed`` (int, [2] tensor or ``keras.random.SeedGenerator``) into a [2] int32 seed.
-
-    A SeedGenerator is advanced by one, so successive calls draw fresh masks
-    that are still a pure function of the generator's initial seed.
-    """
-    if isinstance(seed, keras.random.SeedGenerator):
-        seed = seed.next()
-    if isinstance(seed, numbers.Integral):
-        return tf.constant([int(seed) & 0x7FFFFFFF, 0], tf.int32)
-    seed = tf.convert_to_tensor(seed)
-    if seed.shape.rank != 1 or (seed.shape[0] is not None and seed.shape[0] != 2):
-        raise ValueError(f"`seed` must be an int or a tensor of shape [2]. Received shape {seed.shape}")
-    # Bit-preserving cast: Keras seed states may be uint32 or int64.
-    return tf.cast(tf.cast(seed, tf.int64) % (1 << 31), tf.int32)
-
-
-def _threshold(rate: float) -> int:
-    return round(rate * _MASK_LEVELS)
-
-
-def keep_mask_pair(shape, rates: tuple[float, float], seed, shared=False):
-    """Draw two Bernoulli keep masks from one stateless draw.
-
-    Args:
-        shape: mask shape, e.g. ``[T, B, H]``.
-        rates: keep probabilities ``(z_first, z_second)``, each in [0, 1].
-        seed: int, [2] int tensor or ``keras.random.SeedGenerator``.
-        shared: compare both rates against the same uniform draw, so the masks are
-            nested (identical when the rates are equal); else they are independent.
-
-    Returns:
-        Two bool tensors of ``shape``; True where the previous value is kept.
-        Each rate is resolved to a multiple of 2**-16.
-    """
-    bits = tf.random.stateless_uniform(
-        shape, seed=seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32
-    )
-    high = tf.bitwise.right_shift(bits, _MASK_BITS)
-    low = high if shared else tf.bitwise.bitwise_and(bits, _MASK_LEVELS - 1)
-    return low < _threshold(rates[0]), high < _threshold(rates[1])
-
-
 def keep_mask(shape, rate: float, seed) -> tf.Tensor:
-    """Draw one Bernoulli(``rate``) bool keep mask of ``shape`` (True = keep the previous value)."""
-    bits = tf.random.stateless_uniform(
-        shape, seed=seed_tensor(seed), minval=None, maxval=None, dtype=tf.uint32
-    )
-    return tf.bitwise.right_shift(bits, _MASK_BITS) < _threshold(rate)
+    """A Bernoulli(``rate``) bool keep mask of ``shape`` (True = keep the previous value).
+
+    ``seed`` is an int, a [2] int tensor or a ``keras.random.SeedGenerator``
+    (advanced by one); the rate is resolved to a multiple of 2**-16.
+    """
+    (mask,) = masks.hashed_masks([rate], seed, per_step=False)
+    return masks.materialize(mask, shape)
+
+
+def keep_mask_pair(shape, rates: tuple[float, float], seed, shared: bool = False):
+    """Two bool keep masks of ``shape`` from one hash: independent, or nested if ``shared``."""
+    return tuple(masks.materialize(m, shape) for m in masks.hashed_masks(rates, seed, False, shared))
 
 
 def mix(keep, prev, candidate):
@@ -156,50 +115,58 @@ def zoneout(
 
 
 def keep_factors(
-    shape,
     rates,
     training,
     seed,
+    step_shape,
+    num_steps=None,
+    *,
     dtype=tf.float32,
     share_mask: bool = False,
     inference: str = "expectation",
+    static_mask: bool = False,
+    lazy: bool = False,
 ):
-    """Keep factors for a tuple of states (one or two), as the kernels consume them.
+    """Keep factors for a tuple of states (one or two), in the forms ``mix`` takes.
 
     Args:
-        shape: shape of a training mask, e.g. ``[T, B, H]`` (per step) or ``[B, H]``.
         rates: tuple of keep probabilities, one per state.
         training: Python bool or boolean scalar tensor.
-        seed: int, [2] int tensor or ``keras.random.SeedGenerator``.
-        share_mask: draw one mask for both states (see ``keep_mask_pair``).
+        seed: int, [2] int tensor or ``keras.random.SeedGenerator`` (advanced by one).
+        step_shape: shape of one step's state, [B, H].
+        num_steps: T for per-step masks over a sequence; None for a single step.
+        dtype: float dtype of inference factors.
+        share_mask: one draw for both states (nested masks, identical for equal rates).
         inference: "expectation" (keep factor = rate) or "deterministic" (no zoneout).
+        static_mask: one mask per sequence instead of one per step.
+        lazy: return training masks as ``masks.HashedMask`` for the fused kernel,
+            which generates them step by step, instead of bool tensors.
 
     Returns:
-        A tuple with one entry per rate, for ``mix``: None (no zoneout for that
-        state), a float scalar (inference expectation) or a bool mask of
-        ``shape`` (training); a float 0/1 mask when ``training`` is a tensor.
+        One entry per rate: None (no zoneout for that state), a float scalar
+        (inference expectation), a bool mask ([T, B, H] per step, [B, H] static or
+        single-step) or a ``HashedMask``; a float 0/1 tensor when ``training`` is a tensor.
     """
     rates = tuple(rates)
     if not any(rates):
         return (None,) * len(rates)
+    per_step = num_steps is not None and not static_mask
 
-    def masks():
-        if len(rates) == 1:
-            return (keep_mask(shape, rates[0], seed),)
-        return keep_mask_pair(shape, rates, seed, shared=share_mask)
+    def drawn(lazy_ok):
+        specs = masks.hashed_masks(rates, seed, per_step, share_mask)
+        if lazy_ok:
+            return specs
+        return tuple(masks.materialize(m, step_shape, num_steps) for m in specs)
 
     def expected(rate):
-        if inference == "deterministic":
-            return None
-        return tf.constant(rate, dtype)
+        return None if inference == "deterministic" else tf.constant(rate, dtype)
 
     if isinstance(training, tf.Tensor):
-        drawn = masks()
-        inference_keep = [expected(r) if inference == "expectation" else tf.zeros([], dtype) for r in rates]
+        inference_keeps = [expected(r) if inference == "expectation" else tf.zeros([], dtype) for r in rates]
         return tuple(
             None if rate == 0 else tf.where(training, tf.cast(m, dtype), k)
-            for rate, m, k in zip(rates, drawn, inference_keep)
+            for rate, m, k in zip(rates, drawn(False), inference_keeps)
         )
     if training:
-        return tuple(None if rate == 0 else m for rate, m in zip(rates, masks()))
+        return tuple(None if rate == 0 else m for rate, m in zip(rates, drawn(lazy)))
     return tuple(None if rate == 0 else expected(rate) for rate in rates)

@@ -19,6 +19,7 @@ import functools
 
 import tensorflow as tf
 
+from tf_zoneout import masks
 from tf_zoneout.zoneout import mix
 
 
@@ -33,15 +34,24 @@ def _split_gradient(keep, d):
 
 
 class _KeepReader:
-    """Reads a keep factor at step t: None, constant ([B,H], [B,1] or scalar) or per step [T,...]."""
+    """Reads a state's keep factor at step t.
 
-    def __init__(self, keep, num_steps):
-        self.per_step = keep is not None and keep.shape.rank == 3
+    None; a constant ([B, H], [B, 1] or scalar); a per-step tensor ([T, B, H] or
+    [T, B, 1]); or a ``HashedMask``, generated at each step from its hash (nothing
+    stored: the backward pass regenerates the same bits).
+    """
+
+    def __init__(self, keep, num_steps, step_shape):
         self.keep = keep
+        self.step_shape = step_shape
+        self.hashed = isinstance(keep, masks.HashedMask)
+        self.per_step = not self.hashed and keep is not None and keep.shape.rank == 3
         if self.per_step:
             self.array = tf.TensorArray(keep.dtype, size=num_steps).unstack(keep)
 
     def read(self, t):
+        if self.hashed:
+            return masks.mask_at_step(self.keep, t, self.step_shape)
         return self.array.read(t) if self.per_step else self.keep
 
 
@@ -59,8 +69,8 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
         b_rec: [G] recurrent bias or None.
         state0: tuple of [B, H] initial states; state 0 is the output h.
         keeps: tuple (one per state) of None, a constant keep factor ([B, H],
-            [B, 1] or scalar) or a per-step one ([T, B, H] or [T, B, 1]); bool
-            masks or float factors, as ``zoneout.mix`` takes them.
+            [B, 1] or scalar), a per-step one ([T, B, H] or [T, B, 1]) or a
+            ``masks.HashedMask``; bool masks or float factors, as ``zoneout.mix`` takes them.
         save: also return what the backward pass needs.
 
     Returns:
@@ -69,7 +79,7 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
     """
     num_steps = tf.shape(xw)[0]
     xw_ta = _unstack(xw, num_steps)
-    readers = [_KeepReader(k, num_steps) for k in keeps]
+    readers = [_KeepReader(k, num_steps, tf.shape(s)) for k, s in zip(keeps, state0)]
     state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps) for s in state0)
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
@@ -104,7 +114,7 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
         ``(d_xw [T, B, G], d_u [H, G], d_b_rec [G], d_state0 tuple)``.
     """
     num_steps = tf.shape(d_outputs)[0]
-    readers = [_KeepReader(k, num_steps) for k in keeps]
+    readers = [_KeepReader(k, num_steps, tf.shape(s)) for k, s in zip(keeps, state0)]
     d_out_ta = _unstack(d_outputs, num_steps)
     # prev_seqs[t] = state before step t, i.e. [state0, states[:-1]].
     prev_seqs = tuple(tf.concat([s0[None], seq[:-1]], 0) for s0, seq in zip(state0, state_seqs))
