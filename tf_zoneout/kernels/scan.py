@@ -41,9 +41,10 @@ class _KeepReader:
     stored: the backward pass regenerates the same bits).
     """
 
-    def __init__(self, keep, num_steps, step_shape):
+    def __init__(self, keep, num_steps, state):
         self.keep = keep
-        self.step_shape = step_shape
+        self.step_shape = tf.shape(state)
+        self.dtype = state.dtype
         self.hashed = isinstance(keep, masks.HashedMask)
         self.per_step = not self.hashed and keep is not None and keep.shape.rank == 3
         if self.per_step:
@@ -51,7 +52,7 @@ class _KeepReader:
 
     def read(self, t):
         if self.hashed:
-            return masks.mask_at_step(self.keep, t, self.step_shape)
+            return masks.mask_at_step(self.keep, t, self.step_shape, self.dtype)
         return self.array.read(t) if self.per_step else self.keep
 
 
@@ -79,7 +80,7 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
     """
     num_steps = tf.shape(xw)[0]
     xw_ta = _unstack(xw, num_steps)
-    readers = [_KeepReader(k, num_steps, tf.shape(s)) for k, s in zip(keeps, state0)]
+    readers = [_KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
     state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps) for s in state0)
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
@@ -114,7 +115,13 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
         ``(d_xw [T, B, G], d_u [H, G], d_b_rec [G], d_state0 tuple)``.
     """
     num_steps = tf.shape(d_outputs)[0]
-    readers = [_KeepReader(k, num_steps, tf.shape(s)) for k, s in zip(keeps, state0)]
+    # Hashed masks are materialised once here rather than regenerated per step:
+    # inside the backward loop XLA duplicated the hash into several fusions (+25%).
+    keeps = tuple(
+        masks.materialize_factor(k, tf.shape(s), num_steps, s.dtype) if isinstance(k, masks.HashedMask) else k
+        for k, s in zip(keeps, state0)
+    )
+    readers = [_KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
     d_out_ta = _unstack(d_outputs, num_steps)
     # prev_seqs[t] = state before step t, i.e. [state0, states[:-1]].
     prev_seqs = tuple(tf.concat([s0[None], seq[:-1]], 0) for s0, seq in zip(state0, state_seqs))
@@ -126,8 +133,11 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
         tf.TensorArray(xw_dtype, size=num_steps) for _ in range(2 if step.distinct_rec_grad else 1)
     )
 
-    def body(t, d_state, grad_tas):
-        d_state = (d_state[0] + d_out_ta.read(t),) + tuple(d_state[1:])
+    # d_h_via_u (the dz @ U^T product) is carried on its own and added at the start
+    # of the next step: adding it to other terms right after the matmul let XLA:CPU
+    # fuse the add into the dot, which then ran on a slow emitter (+20% backward).
+    def body(t, d_state, d_h_via_u, grad_tas):
+        d_state = (d_state[0] + d_h_via_u + d_out_ta.read(t),) + tuple(d_state[1:])
         split = [_split_gradient(r.read(t), d) for r, d in zip(readers, d_state)]
         d_candidates = [c for c, _ in split]
         d_kept = [k for _, k in split]
@@ -137,18 +147,17 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
         grad_tas = (grad_tas[0].write(t, d_xw_t),) + tuple(ta.write(t, d_rec_t) for ta in grad_tas[1:])
         new_d_state = []
         for i, parts in enumerate(zip(d_kept, d_prev_step)):
-            if i == 0:
-                parts += (tf.matmul(d_rec_t, u, transpose_b=True),)
             parts = [p for p in parts if p is not None]
             new_d_state.append(tf.add_n(parts) if parts else tf.zeros_like(d_state[i]))
-        return t - 1, tuple(new_d_state), grad_tas
+        return t - 1, tuple(new_d_state), tf.matmul(d_rec_t, u, transpose_b=True), grad_tas
 
-    _, d_state0, grad_tas = tf.while_loop(
+    _, d_state0, d_h_via_u, grad_tas = tf.while_loop(
         lambda t, *_: t >= 0,
         body,
-        (num_steps - 1, tuple(d_final), grad_tas),
+        (num_steps - 1, tuple(d_final), tf.zeros_like(d_final[0]), grad_tas),
         maximum_iterations=num_steps,
     )
+    d_state0 = (d_state0[0] + d_h_via_u,) + tuple(d_state0[1:])
     d_xw = grad_tas[0].stack()
     d_rec = grad_tas[-1].stack() if len(grad_tas) == 2 else d_xw
     hidden = u.shape[0]
