@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import tf_zoneout as tz
+from bench import torch_reference
 
 VOCAB = 50
 SEQ_LEN = 100
@@ -49,6 +50,13 @@ def variants() -> dict[str, callable]:
             h, recurrent_dropout=KERAS_RECURRENT_DROPOUT, seed=1, **common
         ),
     }
+
+
+def torch_variants() -> dict[str, str]:
+    """Name -> kind of the PyTorch reference rows (empty when torch is not installed)."""
+    if not torch_reference.available():
+        return {}
+    return {"torch.nn.LSTM (no zoneout possible)": "lstm", "torch.nn.GRU (no zoneout possible)": "gru"}
 
 
 def make_step(layer, batch: int):
@@ -78,13 +86,17 @@ def make_step(layer, batch: int):
 def run(shapes, rounds: int, steps: int, warmup: int, names=None) -> dict:
     rng = np.random.default_rng(0)
     factories = variants()
-    names = names or list(factories)
+    torch_kinds = torch_variants()
+    names = names or list(factories) + list(torch_kinds)
     results = {}
     for units, batch in shapes:
         data = rng.integers(0, VOCAB, size=(steps + warmup, batch, SEQ_LEN + 1)).astype("int32")
         prepared = {}
         for name in names:
-            step, states = make_step(factories[name](units), batch)
+            if name in torch_kinds:
+                step, states = torch_reference.make_step(torch_kinds[name], units, batch, VOCAB)
+            else:
+                step, states = make_step(factories[name](units), batch)
             t0 = time.perf_counter()
             for i in range(warmup):
                 _, states = step(data[i, :, :-1], data[i, :, 1:], states)
@@ -122,8 +134,14 @@ def add_ratios(results: dict) -> None:
 
 
 def environment() -> dict:
+    torch_version = None
+    if torch_reference.available():
+        import torch
+
+        torch_version = torch.__version__
     return {
         "tensorflow": tf.__version__,
+        "torch": torch_version,
         "keras": keras.__version__,
         "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
