@@ -41,10 +41,7 @@ def make_step(kind: str, units: int, batch: int, vocab: int):
         loss = loss_fn(head(outputs).reshape(-1, vocab), y.reshape(-1))
         loss.backward()
         optimizer.step()
-        if kind == "lstm":
-            new_states = tuple(s.detach() for s in new_states)
-        else:
-            new_states = new_states.detach()
-        return loss.detach(), new_states
+        detached = tuple(s.detach() for s in new_states) if kind == "lstm" else new_states.detach()
+        return loss.detach(), detached
 
     return step, states
