@@ -33,6 +33,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
+	$(BIN)/python -m bench.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
