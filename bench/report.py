@@ -1,6 +1,6 @@
 """Write the latest benchmark JSON into docs/BENCHMARKS.md (between its markers).
 
-    python -m bench.report [--json docs/bench/rnn_speed.json] [--doc docs/BENCHMARKS.md]
+python -m bench.report [--json docs/bench/rnn_speed.json] [--doc docs/BENCHMARKS.md]
 """
 
 from __future__ import annotations

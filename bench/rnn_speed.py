@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -133,6 +134,24 @@ def add_ratios(results: dict) -> None:
                 row["ratio_to_keras"] = row["tokens_per_s"] / rows[family]["tokens_per_s"]
 
 
+def cpu_name() -> str:
+    """CPU model and its widest vector extension, e.g. 'AMD EPYC (avx2)'."""
+    name, flags = platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and name == platform.machine():
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = line
+    except OSError:
+        return name
+    vector = (
+        "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "avx" if "avx" in flags else ""
+    )
+    return f"{name} ({vector})" if vector else name
+
+
 def environment() -> dict:
     torch_version = None
     if torch_reference.available():
@@ -144,7 +163,7 @@ def environment() -> dict:
         "torch": torch_version,
         "keras": keras.__version__,
         "python": platform.python_version(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "seq_len": SEQ_LEN,
@@ -182,7 +201,8 @@ def main(argv=None) -> int:
     print(table(results))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"environment": env, "command": "python -m bench.rnn_speed", "results": results}
+        command = " ".join(["python -m bench.rnn_speed", *(argv if argv is not None else sys.argv[1:])])
+        payload = {"environment": env, "command": command, "results": results}
         args.out.write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
