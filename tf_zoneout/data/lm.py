@@ -1,0 +1,96 @@
+"""Language-model input pipelines: token streams, contiguous batches, and the original chunked mode.
+
+Two ways to cut a token stream into training batches, both deterministic:
+
+- ``contiguous_batches``: the stream is split into B parallel streams, each cut into
+  consecutive windows of T, so that row b of batch i+1 continues row b of batch i and
+  the RNN state can be carried across batches (truncated BPTT).
+- ``chunk_batches``: the original zoneout code's mode: a random offset, chunks of T
+  tokens (+1 for the target), shuffled; every chunk starts from a fresh state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tf_zoneout.data import vocab as vocab_lib
+
+LM_DATASETS = ("ptb_char", "ptb_word", "text8")
+
+
+def split_texts(dataset: str, split: str, tfds_dir=None) -> list[str]:
+    """The ``text`` of every example of a prepared TFDS split, in order."""
+    builder = tfds.builder(dataset, data_dir=tfds_dir)
+    builder.download_and_prepare()
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    return [t.decode("utf-8") for t in tfds.as_numpy(ds.map(lambda ex: ex["text"]))]
+
+
+def load_vocabulary(dataset: str, tfds_dir=None) -> vocab_lib.Vocabulary:
+    """Build the data set's vocabulary from its training split."""
+    texts = split_texts(dataset, "train", tfds_dir) if dataset != "text8" else []
+    return vocab_lib.build_vocabulary(dataset, texts)
+
+
+def token_ids(dataset: str, split: str, vocabulary: vocab_lib.Vocabulary, tfds_dir=None) -> np.ndarray:
+    """The whole split as one int32 id stream [N] (PTB: one end-of-line token per line)."""
+    texts = split_texts(dataset, split, tfds_dir)
+    tokens = [t for text in texts for t in vocab_lib.tokenize(dataset, text)]
+    return np.asarray(vocabulary.encode(tokens), np.int32)
+
+
+def contiguous_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tf.data.Dataset:
+    """Batches (x [B, T], y [B, T]) for truncated BPTT with the state carried across batches.
+
+    The stream is trimmed to B equal rows; batch i holds columns [i*T, (i+1)*T) of
+    every row, and y is x shifted by one token. Covers each row once, in order.
+    """
+    if batch_size <= 0 or seq_len <= 0:
+        raise ValueError(f"batch_size and seq_len must be positive; got {batch_size} and {seq_len}")
+    row_len = len(ids) // batch_size
+    num_batches = (row_len - 1) // seq_len
+    if num_batches < 1:
+        raise ValueError(
+            f"a stream of {len(ids)} tokens is too short for batch_size={batch_size}, seq_len={seq_len}"
+        )
+    rows = tf.constant(np.asarray(ids[: batch_size * row_len]).reshape(batch_size, row_len))
+
+    def window(i):
+        start = i * seq_len
+        return rows[:, start : start + seq_len], rows[:, start + 1 : start + seq_len + 1]
+
+    return (
+        tf.data.Dataset.range(num_batches)
+        .map(window, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def chunk_batches(
+    ids: np.ndarray,
+    batch_size: int,
+    seq_len: int,
+    seed: int | None = None,
+    epoch: int = 0,
+    drop_remainder: bool = True,
+) -> tf.data.Dataset:
+    """The original code's batches: chunks of T (+1) tokens, each from a fresh state.
+
+    With a ``seed`` (training) the stream starts at a random offset in [0, T) and the
+    chunks are shuffled, both drawn from (seed, epoch); without one (evaluation) the
+    chunks are taken in order from offset 0 and the last partial batch is kept unless
+    ``drop_remainder``.
+    """
+    if batch_size <= 0 or seq_len <= 0:
+        raise ValueError(f"batch_size and seq_len must be positive; got {batch_size} and {seq_len}")
+    rng = np.random.default_rng([seed, epoch]) if seed is not None else None
+    offset = int(rng.integers(0, seq_len)) if rng is not None else 0
+    num_chunks = (len(ids) - offset - 1) // seq_len
+    starts = offset + seq_len * np.arange(num_chunks)
+    if rng is not None:
+        rng.shuffle(starts)
+    windows = np.asarray(ids)[starts[:, None] + np.arange(seq_len + 1)[None, :]]
+    ds = tf.data.Dataset.from_tensor_slices((windows[:, :-1], windows[:, 1:]))
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

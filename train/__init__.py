@@ -1,0 +1,1 @@
+"""Command line and training entry points of tf-zoneout (the ``zoneout`` console script)."""

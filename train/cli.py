@@ -1,0 +1,45 @@
+"""The ``zoneout`` console script: one subcommand per job (``zoneout data ...``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from train import data_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoneout", description="Zoneout RNNs for TensorFlow.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    data_command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zoneout`` command."""
+    parser = build_parser()
+    # Data-set names may follow options (`data stats --tfds-dir D ptb_char`), which
+    # argparse's "*" positional does not allow: collect the leftovers here.
+    args, leftovers = parser.parse_known_args(argv)
+    if leftovers:
+        if not hasattr(args, "datasets") or any(a.startswith("-") for a in leftovers):
+            parser.error(f"unrecognized arguments: {' '.join(leftovers)}")
+        args.datasets = [*args.datasets, *leftovers]
+    if args.version:
+        from tf_zoneout import __version__
+
+        print(__version__)
+        return 0
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 0
+    if getattr(args, "datasets", None):
+        unknown = sorted(set(args.datasets) - set(data_command.DATASETS))
+        if unknown:
+            parser.error(f"unknown data set(s) {unknown}; choose from {', '.join(data_command.DATASETS)}")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
