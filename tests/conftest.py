@@ -63,3 +63,21 @@ def assert_close(a_list, b_list, atol=2e-5, rtol=2e-5):
     assert len(a_list) == len(b_list)
     for a, b in zip(a_list, b_list):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=rtol)
+
+
+SHARED_DATA = os.environ.get("ZONEOUT_DATA_DIR")
+
+
+def shared_data_dir():
+    """The shared data folder, or skip the test with the reason visible in the summary."""
+    from pathlib import Path
+
+    if not SHARED_DATA or not Path(SHARED_DATA).is_dir():
+        pytest.skip("ZONEOUT_DATA_DIR is not set to a data folder (e.g. ../shared/data): data tests skipped")
+    return Path(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """A TFDS cache folder shared by the tests of one session."""
+    return str(tmp_path_factory.mktemp("tfds"))
