@@ -23,22 +23,24 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def numpy_reference(name, xw, u, b_rec, state0, keeps):
-    """Step-by-step NumPy recurrence with zoneout; keeps are arrays broadcastable to [T, B, H]."""
+def numpy_reference(name, xw, u, b_rec, state0, keeps, update=None):
+    """Step-by-step NumPy recurrence with zoneout; keeps (and the input-gate dropout
+    factor ``update``) are arrays broadcastable to [T, B, H]."""
+    update = np.ones((xw.shape[0], 1, 1)) if update is None else update
     state = [np.array(s, np.float64) for s in state0]
     outputs = []
     for t in range(xw.shape[0]):
         rec = state[0] @ u + (0 if b_rec is None else b_rec)
         if name == "lstm":
             i, f, g, o = np.split(xw[t] + rec, 4, -1)
-            c = _sigmoid(f) * state[1] + _sigmoid(i) * np.tanh(g)
+            c = _sigmoid(f) * state[1] + update[t] * _sigmoid(i) * np.tanh(g)
             cand = [_sigmoid(o) * np.tanh(c), c]
         elif name == "gru":
             xz, xr, xh = np.split(xw[t], 3, -1)
             rz, rr, rh = np.split(rec, 3, -1)
             z, r = _sigmoid(xz + rz), _sigmoid(xr + rr)
             n = np.tanh(xh + r * rh)
-            cand = [z * state[0] + (1 - z) * n]
+            cand = [z * state[0] + (1 - z) * update[t] * n]
         else:
             pre = xw[t] + rec
             cand = [np.tanh(pre) if name == "simple_rnn" else np.maximum(pre, 0)]
@@ -138,3 +140,49 @@ def test_unknown_activation_falls_back_to_autodiff():
         loss = tf.reduce_sum(outputs)
     grads = tape.gradient(loss, [xw, u])
     assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+UPDATE_KINDS = ["hashed", "tensor", "scalar"]
+
+
+def _update(kind):
+    if kind == "hashed":
+        (mask,) = masks.hashed_masks([0.6], seed=21, per_step=True)
+        return mask, np.asarray(masks.materialize_factor(mask, [B, H], T), np.float64)
+    if kind == "tensor":
+        u = (RNG.random((T, B, H)) < 0.7).astype("float32")
+        return tf.constant(u), u
+    return tf.constant(0.7), np.full((T, B, H), 0.7)
+
+
+@pytest.mark.parametrize("kind", UPDATE_KINDS)
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_input_gate_dropout_forward_and_gradients(name, kind):
+    step, xw, u, b_rec, state0, keeps = _problem(name, "per_step")
+    update, update_np = _update(kind)
+    tf_keeps = _as_tf_keeps(keeps)
+    outputs, _ = kernels.run(step, xw, u, b_rec, state0, tf_keeps, update=update)
+    ref, _ = numpy_reference(name, xw, u, b_rec, state0, _as_numpy_keeps(keeps), update_np)
+    np.testing.assert_allclose(outputs, ref, atol=1e-5)
+    sources = [tf.constant(v) for v in (xw, u, *((b_rec,) if b_rec is not None else ()), *state0)]
+    results = []
+    for hand in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(sources)
+            b = sources[2] if b_rec is not None else None
+            seqs, _ = kernels.run(
+                step,
+                sources[0],
+                sources[1],
+                b,
+                tuple(sources[-len(state0) :]),
+                tf_keeps,
+                update=update,
+                all_states=True,
+                hand_gradient=hand,
+            )
+            loss = tf.add_n([tf.reduce_sum(tf.sin(s) * (i + 1)) for i, s in enumerate(seqs)])
+        results.append(tape.gradient(loss, sources))
+    for hand, auto in zip(*results):
+        scale = np.abs(auto).max() + 1e-6
+        np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)

@@ -56,11 +56,15 @@ class _KeepReader:
         return self.array.read(t) if self.per_step else self.keep
 
 
+def _add_optional(a, b):
+    return a if b is None else a + b
+
+
 def _unstack(tensor, num_steps):
     return tf.TensorArray(tensor.dtype, size=num_steps, element_shape=tensor.shape[1:]).unstack(tensor)
 
 
-def forward(step, xw, u, b_rec, state0, keeps, save=True):
+def forward(step, xw, u, b_rec, state0, keeps, update=None, save=True):
     """Run ``step`` over time with zoneout on every state.
 
     Args:
@@ -69,6 +73,8 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
         u: [H, G] recurrent kernel.
         b_rec: [G] recurrent bias or None.
         state0: tuple of [B, H] initial states; state 0 is the output h.
+        update: factor on the step's new content (input-gate dropout: 1/0 masks in
+            training, 1 - p at inference), in any form ``keeps`` takes; or None.
         keeps: tuple (one per state) of None, a constant keep factor ([B, H],
             [B, 1] or scalar), a per-step one ([T, B, H] or [T, B, 1]) or a
             ``masks.HashedMask``; bool masks or float factors, as ``zoneout.mix`` takes them.
@@ -81,6 +87,7 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
     num_steps = tf.shape(xw)[0]
     xw_ta = _unstack(xw, num_steps)
     readers = [_KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
+    update_reader = _KeepReader(update, num_steps, state0[0])
     state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps) for s in state0)
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
@@ -88,7 +95,7 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
         rec = tf.matmul(state[0], u)
         if b_rec is not None:
             rec = rec + b_rec
-        candidates, saved = step.forward(xw_ta.read(t), rec, state)
+        candidates, saved = step.forward(xw_ta.read(t), rec, state, update_reader.read(t))
         new_state = tuple(mix(r.read(t), s, c) for r, s, c in zip(readers, state, candidates))
         state_tas = tuple(ta.write(t, s) for ta, s in zip(state_tas, new_state))
         saved_tas = tuple(ta.write(t, s) for ta, s in zip(saved_tas, saved))
@@ -103,26 +110,31 @@ def forward(step, xw, u, b_rec, state0, keeps, save=True):
     return tuple(ta.stack() for ta in state_tas), tuple(ta.stack() for ta in saved_tas)
 
 
-def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps, xw_dtype):
+def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, update, xw_dtype):
     """Backpropagate through time for ``forward``.
 
     Args:
-        d_outputs: [T, B, H] gradient w.r.t. the output sequence (state 0).
+        d_seqs: tuple (one per state) of [T, B, H] gradients w.r.t. the state
+            sequences, or None for a state whose sequence is not used (state 0's
+            sequence is the layer's output).
         d_final: tuple of [B, H] gradients w.r.t. the final states.
         Other arguments as returned by / passed to ``forward``.
 
     Returns:
         ``(d_xw [T, B, G], d_u [H, G], d_b_rec [G], d_state0 tuple)``.
     """
-    num_steps = tf.shape(d_outputs)[0]
+    num_steps = tf.shape(state_seqs[0])[0]
+
     # Hashed masks are materialised once here rather than regenerated per step:
     # inside the backward loop XLA duplicated the hash into several fusions (+25%).
-    keeps = tuple(
-        masks.materialize_factor(k, tf.shape(s), num_steps, s.dtype) if isinstance(k, masks.HashedMask) else k
-        for k, s in zip(keeps, state0)
-    )
-    readers = [_KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
-    d_out_ta = _unstack(d_outputs, num_steps)
+    def materialized(keep, state):
+        if isinstance(keep, masks.HashedMask):
+            return masks.materialize_factor(keep, tf.shape(state), num_steps, state.dtype)
+        return keep
+
+    readers = [_KeepReader(materialized(k, s), num_steps, s) for k, s in zip(keeps, state0)]
+    update_reader = _KeepReader(materialized(update, state0[0]), num_steps, state0[0])
+    d_seq_tas = tuple(None if d is None else _unstack(d, num_steps) for d in d_seqs)
     # prev_seqs[t] = state before step t, i.e. [state0, states[:-1]].
     prev_seqs = tuple(tf.concat([s0[None], seq[:-1]], 0) for s0, seq in zip(state0, state_seqs))
     prev_tas = tuple(_unstack(p, num_steps) for p in prev_seqs)
@@ -137,13 +149,16 @@ def backward(step, d_outputs, d_final, u, state0, state_seqs, saved_seqs, keeps,
     # of the next step: adding it to other terms right after the matmul let XLA:CPU
     # fuse the add into the dot, which then ran on a slow emitter (+20% backward).
     def body(t, d_state, d_h_via_u, grad_tas):
-        d_state = (d_state[0] + d_h_via_u + d_out_ta.read(t),) + tuple(d_state[1:])
+        d_state = tuple(
+            _add_optional(d + d_h_via_u if i == 0 else d, None if ta is None else ta.read(t))
+            for i, (d, ta) in enumerate(zip(d_state, d_seq_tas))
+        )
         split = [_split_gradient(r.read(t), d) for r, d in zip(readers, d_state)]
         d_candidates = [c for c, _ in split]
         d_kept = [k for _, k in split]
         prev = tuple(ta.read(t) for ta in prev_tas)
         saved = tuple(ta.read(t) for ta in saved_tas)
-        d_prev_step, d_xw_t, d_rec_t = step.backward(tuple(d_candidates), saved, prev)
+        d_prev_step, d_xw_t, d_rec_t = step.backward(tuple(d_candidates), saved, prev, update_reader.read(t))
         grad_tas = (grad_tas[0].write(t, d_xw_t),) + tuple(ta.write(t, d_rec_t) for ta in grad_tas[1:])
         new_d_state = []
         for i, parts in enumerate(zip(d_kept, d_prev_step)):
@@ -177,8 +192,8 @@ def _compiled(jit_compile: bool):
     return fwd, bwd
 
 
-def _forward_autodiff(step, xw, u, b_rec, state0, keeps):
-    state_seqs, _ = forward(step, xw, u, b_rec, state0, keeps, save=False)
+def _forward_autodiff(step, xw, u, b_rec, state0, keeps, update):
+    state_seqs, _ = forward(step, xw, u, b_rec, state0, keeps, update, save=False)
     return state_seqs
 
 
@@ -188,29 +203,45 @@ def _forward_autodiff(step, xw, u, b_rec, state0, keeps):
 _autodiff = tf.function(_forward_autodiff, autograph=False)
 
 
-def run(step, xw, u, b_rec, state0, keeps, hand_gradient=True, jit_compile=True):
+def run(
+    step,
+    xw,
+    u,
+    b_rec,
+    state0,
+    keeps,
+    update=None,
+    all_states=False,
+    hand_gradient=True,
+    jit_compile=True,
+):
     """Zoneout recurrence, differentiable w.r.t. ``xw``, ``u``, ``b_rec`` and ``state0``.
 
     Args:
         step: step object; ``hand_gradient`` requires ``step.has_backward``.
         xw: [T, B, G]; u: [H, G]; b_rec: [G] or None; state0: tuple of [B, H].
         keeps: see ``forward``; they receive no gradient.
+        update: see ``forward`` (input-gate dropout); no gradient.
+        all_states: return every state's sequence, not only the output's.
         hand_gradient: use the hand-written BPTT (else TensorFlow's autodiff).
         jit_compile: compile the hand-gradient loops with XLA.
 
     Returns:
         ``(outputs [T, B, H], final_states tuple of [B, H])``; outputs are the
-        zoned-out h_t, the same tensors that are fed to step t + 1.
+        zoned-out h_t, the same tensors that are fed to step t + 1. With
+        ``all_states``, ``outputs`` is the tuple of all state sequences.
     """
     state0 = tuple(state0)
     keeps = tuple(keeps)
     if not (hand_gradient and step.has_backward):
-        state_seqs = _autodiff(step, xw, u, b_rec, state0, keeps)
-        return state_seqs[0], tuple(s[-1] for s in state_seqs)
+        state_seqs = _autodiff(step, xw, u, b_rec, state0, keeps, update)
+        finals = tuple(s[-1] for s in state_seqs)
+        return (state_seqs if all_states else state_seqs[0]), finals
 
     fwd, bwd = _compiled(jit_compile)
     has_b_rec = b_rec is not None
     differentiable = (xw, u) + ((b_rec,) if has_b_rec else ()) + state0
+    num_states = len(state0)
 
     @tf.custom_gradient
     def recurrence(*args):
@@ -220,21 +251,30 @@ def run(step, xw, u, b_rec, state0, keeps, hand_gradient=True, jit_compile=True)
         xw_, u_ = args[0], args[1]
         b_rec_ = args[2] if has_b_rec else None
         state0_ = tuple(args[3:] if has_b_rec else args[2:])
-        state_seqs, saved_seqs = fwd(step, xw_, u_, b_rec_, state0_, keeps)
-        outputs = (state_seqs[0],) + tuple(s[-1] for s in state_seqs[1:])
+        state_seqs, saved_seqs = fwd(step, xw_, u_, b_rec_, state0_, keeps, update)
+        # Outputs: every state's sequence (all_states), or h's sequence and the
+        # other states' final values.
+        outputs = state_seqs if all_states else (state_seqs[0],) + tuple(s[-1] for s in state_seqs[1:])
 
-        def grad(d_h_seq, *d_last_rest):
-            d_h_seq = tf.zeros_like(state_seqs[0]) if d_h_seq is None else d_h_seq
-            d_final = (tf.zeros_like(state0_[0]),) + tuple(
-                tf.zeros_like(s0) if d is None else d for s0, d in zip(state0_[1:], d_last_rest)
-            )
+        def grad(*d_outputs):
+            if all_states:
+                d_seqs = tuple(d_outputs)
+                d_final = tuple(tf.zeros_like(s0) for s0 in state0_)
+            else:
+                d_seqs = (d_outputs[0],) + (None,) * (num_states - 1)
+                d_final = (tf.zeros_like(state0_[0]),) + tuple(
+                    tf.zeros_like(s0) if d is None else d for s0, d in zip(state0_[1:], d_outputs[1:])
+                )
+            if d_seqs[0] is None:
+                d_seqs = (tf.zeros_like(state_seqs[0]),) + d_seqs[1:]
             d_xw, d_u, d_b_rec, d_state0 = bwd(
-                step, d_h_seq, d_final, u_, state0_, state_seqs, saved_seqs, keeps, xw_.dtype
+                step, d_seqs, d_final, u_, state0_, state_seqs, saved_seqs, keeps, update, xw_.dtype
             )
             return (d_xw, d_u) + ((d_b_rec,) if has_b_rec else ()) + tuple(d_state0)
 
         return outputs, grad
 
     results = recurrence(*differentiable)
-    outputs = results[0]
-    return outputs, (outputs[-1],) + tuple(results[1:])
+    if all_states:
+        return tuple(results), tuple(s[-1] for s in results)
+    return results[0], (results[0][-1],) + tuple(results[1:])

@@ -19,11 +19,12 @@ class SimpleRNNStep:
     def has_backward(self) -> bool:
         return self.activation.has_derivative
 
-    def forward(self, xw_t, rec_t, state):
+    def forward(self, xw_t, rec_t, state, update=None):
+        # Input-gate dropout does not apply to this cell (the layer rejects it).
         h_new = self.activation(xw_t + rec_t)
         return (h_new,), (h_new,)
 
-    def backward(self, d_candidates, saved, prev):
+    def backward(self, d_candidates, saved, prev, update=None):
         (d_h,) = d_candidates
         (h_new,) = saved
         d_a = d_h * self.activation.derivative(h_new)
