@@ -7,7 +7,7 @@ import inspect
 import keras
 import tensorflow as tf
 
-from tf_zoneout import kernels
+from tf_zoneout import kernels, regularizers
 from tf_zoneout.cells import ZoneoutGRUCell, ZoneoutLSTMCell, ZoneoutSimpleRNNCell
 from tf_zoneout.zoneout import keep_factors
 
@@ -46,15 +46,6 @@ def _check_sequence_mask(mask, sequences):
             )
 
 
-def _fold_padding(keep, valid):
-    """Keep factor that also keeps the whole state where ``valid`` [T, B, 1] is False."""
-    if keep is None:
-        return tf.logical_not(valid)
-    if keep.dtype == tf.bool:
-        return tf.logical_or(keep, tf.logical_not(valid))
-    return 1.0 - (1.0 - keep) * tf.cast(valid, keep.dtype)
-
-
 class FastRecurrentMixin:
     """Runs a Keras RNN layer's loop on ``kernels.run`` instead of calling the cell per step.
 
@@ -64,9 +55,22 @@ class FastRecurrentMixin:
 
     _cell_class: type
     _cell_name: str
+    _state_names: tuple[str, ...] = ("h",)
+    _has_input_gate = True
 
     def _init_fast(self, units, zoneout_kwargs: dict, static_mask: bool, jit_compile: bool, kwargs: dict):
-        """Build the zoneout cell and initialise this layer as a ``keras.layers.RNN`` around it."""
+        """Build the zoneout cell and initialise this layer as a ``keras.layers.RNN`` around it.
+
+        ``kwargs`` may hold the baselines' arguments (input_gate_dropout, stochastic_depth,
+        weight_noise, norm_stabilizer, norm_stabilizer_state); the rest go to Keras.
+        """
+        self._init_baselines(
+            kwargs.pop("input_gate_dropout", 0.0),
+            kwargs.pop("stochastic_depth", 0.0),
+            kwargs.pop("weight_noise", 0.0),
+            kwargs.pop("norm_stabilizer", 0.0),
+            kwargs.pop("norm_stabilizer_state", "h"),
+        )
         cell_kwargs, layer_kwargs = _split_cell_kwargs(self._cell_class, kwargs)
         cell = self._cell_class(units, name=self._cell_name, **zoneout_kwargs, **cell_kwargs)
         keras.layers.RNN.__init__(self, cell, **layer_kwargs)
@@ -74,6 +78,28 @@ class FastRecurrentMixin:
         self.static_mask = bool(static_mask)
         self.jit_compile = bool(jit_compile)
         self.use_cudnn = False
+
+    def _init_baselines(self, input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer, state):
+        name = type(self).__name__
+        if input_gate_dropout and not self._has_input_gate:
+            raise ValueError(
+                f"`input_gate_dropout` does not apply to {name} (it has no input gate or candidate)."
+            )
+        self.input_gate_dropout = regularizers.check_probability(input_gate_dropout, "input_gate_dropout")
+        self.stochastic_depth = regularizers.check_probability(stochastic_depth, "stochastic_depth")
+        self.weight_noise = regularizers.check_non_negative(weight_noise, "weight_noise")
+        self.norm_stabilizer = regularizers.check_non_negative(norm_stabilizer, "norm_stabilizer")
+        if state not in self._state_names:
+            raise ValueError(
+                f"`norm_stabilizer_state` must be one of {self._state_names} for {name}. Received: {state!r}"
+            )
+        self.norm_stabilizer_state = state
+
+    @property
+    def _baselines_on(self) -> bool:
+        return bool(
+            self.input_gate_dropout or self.stochastic_depth or self.weight_noise or self.norm_stabilizer
+        )
 
     @property
     def uses_fast_path(self) -> bool:
@@ -84,9 +110,10 @@ class FastRecurrentMixin:
         if tf.nest.is_nested(mask):
             mask = mask[0]
         if not self.uses_fast_path:
-            if self.static_mask:
+            if self.static_mask or self._baselines_on:
                 raise ValueError(
-                    "`static_mask=True` needs the fast path, which this configuration "
+                    "`static_mask` and the baselines (input_gate_dropout, stochastic_depth, weight_noise, "
+                    "norm_stabilizer) need the fast path, which this configuration "
                     "(dropout, recurrent_dropout or GRU reset_after=False) does not use."
                 )
             return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
@@ -98,6 +125,15 @@ class FastRecurrentMixin:
         x = tf.transpose(sequences, [1, 0, 2])  # [T, B, I]: the kernel is time-major
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         kernel = tf.cast(cell.kernel, dtype)
+        recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
+        if self.weight_noise and training is not False and training is not None:
+            # One draw per training call; the variables themselves never change.
+            noisy_kernel = regularizers.noisy(kernel, self.weight_noise, cell.seed_generator)
+            noisy_recurrent = regularizers.noisy(recurrent_kernel, self.weight_noise, cell.seed_generator)
+            if isinstance(training, tf.Tensor):
+                noisy_kernel = tf.where(training, noisy_kernel, kernel)
+                noisy_recurrent = tf.where(training, noisy_recurrent, recurrent_kernel)
+            kernel, recurrent_kernel = noisy_kernel, noisy_recurrent
         b_in, b_rec = self._split_bias(None if cell.bias is None else tf.cast(cell.bias, dtype))
         # Hoisted input projection: one [T*B, I] x [I, G] matmul for all steps.
         xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel), [steps, batch, kernel.shape[-1]])
@@ -114,23 +150,42 @@ class FastRecurrentMixin:
             share_mask=getattr(cell, "share_mask", False),
             inference=cell.zoneout_inference,
             static_mask=self.static_mask,
-            lazy=mask is None,  # padding is folded into materialised masks
+            # Padding and stochastic depth are folded into materialised masks.
+            lazy=mask is None and not self.stochastic_depth,
+        )
+        whole = regularizers.whole_state_keep(
+            self.stochastic_depth, training, cell.seed_generator, batch, steps, dtype
         )
         valid = None
         if mask is not None:
             _check_sequence_mask(mask, sequences)
-            # A padded step keeps the whole state: fold it into the keep factor.
+            # A padded step keeps the whole state.
             valid = tf.cast(tf.transpose(mask), tf.bool)[:, :, None]  # [T, B, 1]
-            keeps = tuple(_fold_padding(k, valid) for k in keeps)
+            whole = regularizers.combine_keeps(whole, tf.logical_not(valid))
+        if whole is not None:
+            keeps = tuple(regularizers.combine_keeps(k, whole) for k in keeps)
+        update = regularizers.update_factor(self.input_gate_dropout, training, cell.seed_generator, dtype)
+        penalized = self._state_names.index(self.norm_stabilizer_state)
+        all_states = bool(self.norm_stabilizer) and penalized > 0
         outputs, final = kernels.run(
             self._step(),
             xw,
-            tf.cast(cell.recurrent_kernel, dtype),
+            recurrent_kernel,
             b_rec,
             state0,
             keeps,
+            update=update,
+            all_states=all_states,
             jit_compile=self.jit_compile,
         )
+        sequences_out = outputs if all_states else (outputs,)
+        outputs = sequences_out[0]
+        if self.norm_stabilizer and training is True:
+            self.add_loss(
+                regularizers.norm_stabilizer_loss(
+                    sequences_out[penalized], state0[penalized], self.norm_stabilizer
+                )
+            )
         last_output = outputs[-1]
         if valid is not None and self.zero_output_for_mask:
             outputs = outputs * tf.cast(valid, dtype)
@@ -145,6 +200,11 @@ class FastRecurrentMixin:
             "static_mask": self.static_mask,
             "jit_compile": self.jit_compile,
             "seed": self.cell.seed,
+            "stochastic_depth": self.stochastic_depth,
+            "weight_noise": self.weight_noise,
+            "norm_stabilizer": self.norm_stabilizer,
+            "norm_stabilizer_state": self.norm_stabilizer_state,
+            **({"input_gate_dropout": self.input_gate_dropout} if self._has_input_gate else {}),
         }
 
 
@@ -195,6 +255,7 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
 
     _cell_class = ZoneoutLSTMCell
     _cell_name = "zoneout_lstm_cell"
+    _state_names = ("h", "c")
 
     def __init__(
         self,
@@ -293,6 +354,7 @@ class ZoneoutSimpleRNN(SingleStateLayerMixin, keras.layers.SimpleRNN):
 
     _cell_class = ZoneoutSimpleRNNCell
     _cell_name = "zoneout_simple_rnn_cell"
+    _has_input_gate = False
 
     def _step(self):
         return kernels.SimpleRNNStep(kernels.resolve(self.cell.activation))

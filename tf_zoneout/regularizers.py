@@ -1,0 +1,109 @@
+"""The paper's comparison set, as pieces the fast layers apply (Krueger et al. 2017, Table 1).
+
+- weight noise (Graves 2011): Gaussian noise on the input and recurrent weights,
+  drawn once per training call; the stored weights never change.
+- stochastic depth (as adapted in the zoneout paper): with probability p an example
+  keeps its whole state at a step (zoneout of all units at once).
+- norm stabilizer (Krueger & Memisevic 2016): beta * mean_t (||s_t|| - ||s_{t-1}||)^2.
+- input-gate dropout (Semeniuta et al. 2016, "recurrent dropout without memory
+  loss"): c_t = f * c_{t-1} + d_t * i_t * g_t; the factor itself is applied in the
+  kernels' step math (kernels/lstm.py, kernels/gru.py).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import tensorflow as tf
+
+from tf_zoneout import masks
+from tf_zoneout.zoneout import check_probability
+
+
+def check_non_negative(value, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0, else raise ValueError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"`{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def noisy(weight, sigma: float, seed) -> tf.Tensor:
+    """``weight + sigma * N(0, 1)``, the noise drawn from ``seed`` (int, [2] tensor or SeedGenerator)."""
+    noise = tf.random.stateless_normal(tf.shape(weight), seed=_int_seed(seed), dtype=weight.dtype)
+    return weight + tf.cast(sigma, weight.dtype) * noise
+
+
+def _int_seed(seed) -> tf.Tensor:
+    key = masks.hash_key(seed)
+    return tf.bitcast(key, tf.int32)
+
+
+def whole_state_keep(rate: float, training, seed, batch, num_steps, dtype):
+    """Stochastic depth's keep factor for every unit of an example at a step.
+
+    Returns None (rate 0), a bool [T, B, 1] mask (training) or the float ``rate``
+    (inference: the expectation); a float [T, B, 1] 0/1 tensor if ``training`` is a tensor.
+    """
+    if rate == 0:
+        return None
+
+    def drawn():
+        (mask,) = masks.hashed_masks([rate], seed, per_step=True)
+        return masks.materialize(mask, tf.stack([batch, 1]), num_steps)
+
+    if isinstance(training, tf.Tensor):
+        return tf.where(training, tf.cast(drawn(), dtype), tf.constant(rate, dtype))
+    return drawn() if training else tf.constant(rate, dtype)
+
+
+def update_factor(drop: float, training, seed, dtype, per_step: bool = True):
+    """Input-gate dropout's factor d_t: a HashedMask keeping the update with 1 - drop
+    (training), or the float 1 - drop (inference); None when drop is 0."""
+    if drop == 0:
+        return None
+    keep = 1.0 - drop
+    if isinstance(training, tf.Tensor):
+        raise ValueError("input_gate_dropout needs a Python bool `training`, not a tensor")
+    if not training:
+        return tf.constant(keep, dtype)
+    (mask,) = masks.hashed_masks([keep], seed, per_step=per_step)
+    return mask
+
+
+def norm_stabilizer_loss(sequence, initial, beta: float) -> tf.Tensor:
+    """beta * mean over t and the batch of (||s_t|| - ||s_{t-1}||)^2.
+
+    Args:
+        sequence: [T, B, H] states s_1..s_T.
+        initial: [B, H] the state s_0 before the first step.
+    """
+    norms = tf.norm(tf.concat([initial[None], sequence], 0), axis=-1)  # [T + 1, B]
+    return tf.cast(beta, norms.dtype) * tf.reduce_mean(tf.square(norms[1:] - norms[:-1]))
+
+
+def combine_keeps(a, b):
+    """Keep where either factor keeps: ``a | b`` for masks, ``1 - (1 - a)(1 - b)`` for factors."""
+    if a is None or b is None:
+        return b if a is None else a
+    if a.dtype == tf.bool and b.dtype == tf.bool:
+        return tf.logical_or(a, b)
+    dtype = a.dtype if a.dtype != tf.bool else b.dtype
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    return 1.0 - (1.0 - a) * (1.0 - b)
+
+
+__all__ = [
+    "check_non_negative",
+    "check_probability",
+    "combine_keeps",
+    "noisy",
+    "norm_stabilizer_loss",
+    "update_factor",
+    "whole_state_keep",
+]
