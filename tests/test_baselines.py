@@ -183,3 +183,50 @@ def test_baselines_refuse_the_per_step_cell_path():
     layer = tz.ZoneoutLSTM(H, weight_noise=0.1, recurrent_dropout=0.2)
     with pytest.raises(ValueError, match="fast path"):
         layer(_x(), training=True)
+
+
+def _linear_rnn(**kwargs):
+    layer = tz.ZoneoutSimpleRNN(8, activation="linear", use_bias=False, return_sequences=True, **kwargs)
+    layer(np.zeros((2, 3, 8), "float32"))
+    return layer
+
+
+def test_variational_input_mask_is_constant_over_time_and_differs_across_the_batch():
+    layer = _linear_rnn(variational_dropout=(0.5, 0.0), seed=3)
+    layer.set_weights([np.eye(8, dtype="float32"), np.zeros((8, 8), "float32")])  # h_t = x_t * m
+    x = np.ones((64, 10, 8), "float32")
+    out = np.asarray(layer(x, training=True))
+    np.testing.assert_array_equal(out, np.broadcast_to(out[:, :1], out.shape))  # constant over time
+    assert set(np.unique(out)) <= {0.0, 2.0}  # inverted dropout: 0 or 1 / (1 - p)
+    assert len({row.tobytes() for row in out[:, 0]}) > 32  # differs across the batch
+    assert abs(np.mean(out == 0) - 0.5) < 0.05
+    np.testing.assert_array_equal(layer(x, training=False), x)  # no dropout at inference
+
+
+def test_variational_recurrent_mask_is_constant_over_time():
+    layer = _linear_rnn(variational_dropout=(0.0, 0.25), seed=4)
+    layer.set_weights([np.eye(8, dtype="float32"), np.eye(8, dtype="float32")])
+    x = np.zeros((16, 6, 8), "float32")
+    x[:, 0] = 1.0  # h_1 = 1, then h_{t+1} = (h_t * m) U = h_t * m
+    out = np.asarray(layer(x, training=True))
+    np.testing.assert_allclose(out[:, 0], 1.0)
+    mask = out[:, 1]  # h_2 = h_1 * m with h_1 = 1
+    powers = np.arange(1, out.shape[1])[None, :, None]
+    np.testing.assert_allclose(out[:, 1:], mask[:, None] ** powers, rtol=1e-5)  # the same m at every step
+    assert np.all(np.isclose(mask, 0.0) | np.isclose(mask, 1 / 0.75))
+
+
+def test_variational_dropout_gradients_match_autodiff_through_keras_ops():
+    """The hand-written BPTT with a recurrent mask against the same math in plain TensorFlow."""
+    layer = tz.ZoneoutLSTM(H, variational_dropout=0.3, return_sequences=True, seed=6)
+    x = _x()
+    layer(x)
+    with tf.GradientTape() as tape:
+        out = layer(x, training=True)
+        loss = tf.reduce_sum(tf.sin(out))
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    with pytest.raises(ValueError, match="variational_dropout"):
+        tz.ZoneoutLSTM(H, variational_dropout=1.0)
+    with pytest.raises(ValueError, match="variational_dropout"):
+        tz.ZoneoutLSTM(H, variational_dropout=(0.1, 0.2, 0.3))

@@ -23,14 +23,14 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def numpy_reference(name, xw, u, b_rec, state0, keeps, update=None):
+def numpy_reference(name, xw, u, b_rec, state0, keeps, update=None, rec_mask=None):
     """Step-by-step NumPy recurrence with zoneout; keeps (and the input-gate dropout
     factor ``update``) are arrays broadcastable to [T, B, H]."""
     update = np.ones((xw.shape[0], 1, 1)) if update is None else update
     state = [np.array(s, np.float64) for s in state0]
     outputs = []
     for t in range(xw.shape[0]):
-        rec = state[0] @ u + (0 if b_rec is None else b_rec)
+        rec = (state[0] * (1 if rec_mask is None else rec_mask)) @ u + (0 if b_rec is None else b_rec)
         if name == "lstm":
             i, f, g, o = np.split(xw[t] + rec, 4, -1)
             c = _sigmoid(f) * state[1] + update[t] * _sigmoid(i) * np.tanh(g)
@@ -156,13 +156,15 @@ def _update(kind):
 
 
 @pytest.mark.parametrize("kind", UPDATE_KINDS)
-@pytest.mark.parametrize("name", ["lstm", "gru"])
-def test_input_gate_dropout_forward_and_gradients(name, kind):
+@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn"])
+def test_input_gate_dropout_and_recurrent_mask_forward_and_gradients(name, kind):
     step, xw, u, b_rec, state0, keeps = _problem(name, "per_step")
-    update, update_np = _update(kind)
+    update, update_np = _update(kind) if name != "simple_rnn" else (None, None)
+    rec_np = (RNG.random((B, H)) < 0.75) / 0.75
+    rec_mask = tf.constant(rec_np.astype("float32"))
     tf_keeps = _as_tf_keeps(keeps)
-    outputs, _ = kernels.run(step, xw, u, b_rec, state0, tf_keeps, update=update)
-    ref, _ = numpy_reference(name, xw, u, b_rec, state0, _as_numpy_keeps(keeps), update_np)
+    outputs, _ = kernels.run(step, xw, u, b_rec, state0, tf_keeps, update=update, rec_mask=rec_mask)
+    ref, _ = numpy_reference(name, xw, u, b_rec, state0, _as_numpy_keeps(keeps), update_np, rec_np)
     np.testing.assert_allclose(outputs, ref, atol=1e-5)
     sources = [tf.constant(v) for v in (xw, u, *((b_rec,) if b_rec is not None else ()), *state0)]
     results = []

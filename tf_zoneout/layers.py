@@ -70,6 +70,7 @@ class FastRecurrentMixin:
             kwargs.pop("weight_noise", 0.0),
             kwargs.pop("norm_stabilizer", 0.0),
             kwargs.pop("norm_stabilizer_state", "h"),
+            kwargs.pop("variational_dropout", 0.0),
         )
         cell_kwargs, layer_kwargs = _split_cell_kwargs(self._cell_class, kwargs)
         cell = self._cell_class(units, name=self._cell_name, **zoneout_kwargs, **cell_kwargs)
@@ -79,7 +80,9 @@ class FastRecurrentMixin:
         self.jit_compile = bool(jit_compile)
         self.use_cudnn = False
 
-    def _init_baselines(self, input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer, state):
+    def _init_baselines(
+        self, input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer, state, variational_dropout
+    ):
         name = type(self).__name__
         if input_gate_dropout and not self._has_input_gate:
             raise ValueError(
@@ -94,6 +97,7 @@ class FastRecurrentMixin:
                 f"`norm_stabilizer_state` must be one of {self._state_names} for {name}. Received: {state!r}"
             )
         self.norm_stabilizer_state = state
+        self.variational_dropout = regularizers.check_variational(variational_dropout)
 
     @property
     def _baselines_on(self) -> bool:
@@ -124,6 +128,15 @@ class FastRecurrentMixin:
             mask = None if mask is None else tf.reverse(mask, [1])
         x = tf.transpose(sequences, [1, 0, 2])  # [T, B, I]: the kernel is time-major
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+        input_drop, recurrent_drop = self.variational_dropout
+        input_mask = regularizers.variational_mask(
+            input_drop, training, cell.seed_generator, tf.shape(x)[1:], dtype
+        )
+        if input_mask is not None:
+            x = x * input_mask  # the same mask at every step
+        rec_mask = regularizers.variational_mask(
+            recurrent_drop, training, cell.seed_generator, tf.stack([batch, cell.units]), dtype
+        )
         kernel = tf.cast(cell.kernel, dtype)
         recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
         if self.weight_noise and training is not False and training is not None:
@@ -175,6 +188,7 @@ class FastRecurrentMixin:
             state0,
             keeps,
             update=update,
+            rec_mask=rec_mask,
             all_states=all_states,
             jit_compile=self.jit_compile,
         )
@@ -204,6 +218,7 @@ class FastRecurrentMixin:
             "weight_noise": self.weight_noise,
             "norm_stabilizer": self.norm_stabilizer,
             "norm_stabilizer_state": self.norm_stabilizer_state,
+            "variational_dropout": list(self.variational_dropout),
             **({"input_gate_dropout": self.input_gate_dropout} if self._has_input_gate else {}),
         }
 

@@ -5,6 +5,8 @@
 - stochastic depth (as adapted in the zoneout paper): with probability p an example
   keeps its whole state at a step (zoneout of all units at once).
 - norm stabilizer (Krueger & Memisevic 2016): beta * mean_t (||s_t|| - ||s_{t-1}||)^2.
+- variational dropout (Gal & Ghahramani 2016): one inverted-dropout mask per sequence
+  on the inputs and one on h_{t-1} before the recurrent matmul.
 - input-gate dropout (Semeniuta et al. 2016, "recurrent dropout without memory
   loss"): c_t = f * c_{t-1} + d_t * i_t * g_t; the factor itself is applied in the
   kernels' step math (kernels/lstm.py, kernels/gru.py).
@@ -87,6 +89,31 @@ def norm_stabilizer_loss(sequence, initial, beta: float) -> tf.Tensor:
     return tf.cast(beta, norms.dtype) * tf.reduce_mean(tf.square(norms[1:] - norms[:-1]))
 
 
+def check_variational(value) -> tuple[float, float]:
+    """``variational_dropout`` as (input, recurrent) drop probabilities, each in [0, 1)."""
+    pair = tuple(value) if isinstance(value, list | tuple) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(
+            "`variational_dropout` is one drop probability or an (input, recurrent) pair. "
+            f"Received: {value!r}"
+        )
+    checked = tuple(check_probability(p, "variational_dropout") for p in pair)
+    if any(p == 1.0 for p in checked):
+        raise ValueError(
+            f"`variational_dropout` must be < 1 (inverted dropout divides by 1 - p). Received: {value!r}"
+        )
+    return checked
+
+
+def variational_mask(drop: float, training, seed, shape, dtype):
+    """One inverted-dropout mask of ``shape`` ([B, features], constant over time): 0 or
+    1 / (1 - drop) in training; None at inference or when ``drop`` is 0."""
+    if drop == 0 or training is not True:
+        return None
+    (mask,) = masks.hashed_masks([1.0 - drop], seed, per_step=False)
+    return masks.materialize_factor(mask, shape, None, dtype) / tf.cast(1.0 - drop, dtype)
+
+
 def combine_keeps(a, b):
     """Keep where either factor keeps: ``a | b`` for masks, ``1 - (1 - a)(1 - b)`` for factors."""
     if a is None or b is None:
@@ -101,9 +128,11 @@ def combine_keeps(a, b):
 __all__ = [
     "check_non_negative",
     "check_probability",
+    "check_variational",
     "combine_keeps",
     "noisy",
     "norm_stabilizer_loss",
     "update_factor",
+    "variational_mask",
     "whole_state_keep",
 ]

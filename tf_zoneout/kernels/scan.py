@@ -64,7 +64,7 @@ def _unstack(tensor, num_steps):
     return tf.TensorArray(tensor.dtype, size=num_steps, element_shape=tensor.shape[1:]).unstack(tensor)
 
 
-def forward(step, xw, u, b_rec, state0, keeps, update=None, save=True):
+def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=True):
     """Run ``step`` over time with zoneout on every state.
 
     Args:
@@ -73,6 +73,8 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, save=True):
         u: [H, G] recurrent kernel.
         b_rec: [G] recurrent bias or None.
         state0: tuple of [B, H] initial states; state 0 is the output h.
+        rec_mask: [B, H] factor on h_{t-1} before the recurrent matmul (variational
+            dropout, one mask per sequence), or None.
         update: factor on the step's new content (input-gate dropout: 1/0 masks in
             training, 1 - p at inference), in any form ``keeps`` takes; or None.
         keeps: tuple (one per state) of None, a constant keep factor ([B, H],
@@ -92,7 +94,7 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, save=True):
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
     def body(t, state, state_tas, saved_tas):
-        rec = tf.matmul(state[0], u)
+        rec = tf.matmul(state[0] if rec_mask is None else state[0] * rec_mask, u)
         if b_rec is not None:
             rec = rec + b_rec
         candidates, saved = step.forward(xw_ta.read(t), rec, state, update_reader.read(t))
@@ -110,7 +112,7 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, save=True):
     return tuple(ta.stack() for ta in state_tas), tuple(ta.stack() for ta in saved_tas)
 
 
-def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, update, xw_dtype):
+def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, update, rec_mask, xw_dtype):
     """Backpropagate through time for ``forward``.
 
     Args:
@@ -164,7 +166,8 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
         for i, parts in enumerate(zip(d_kept, d_prev_step)):
             parts = [p for p in parts if p is not None]
             new_d_state.append(tf.add_n(parts) if parts else tf.zeros_like(d_state[i]))
-        return t - 1, tuple(new_d_state), tf.matmul(d_rec_t, u, transpose_b=True), grad_tas
+        via_u = tf.matmul(d_rec_t, u, transpose_b=True)
+        return t - 1, tuple(new_d_state), (via_u if rec_mask is None else via_u * rec_mask), grad_tas
 
     _, d_state0, d_h_via_u, grad_tas = tf.while_loop(
         lambda t, *_: t >= 0,
@@ -177,7 +180,8 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
     d_rec = grad_tas[-1].stack() if len(grad_tas) == 2 else d_xw
     hidden = u.shape[0]
     gates = u.shape[1]
-    flat_prev_h = tf.reshape(prev_seqs[0], [-1, hidden])
+    prev_h = prev_seqs[0] if rec_mask is None else prev_seqs[0] * rec_mask
+    flat_prev_h = tf.reshape(prev_h, [-1, hidden])
     flat_d_rec = tf.reshape(d_rec, [-1, gates])
     d_u = tf.matmul(flat_prev_h, flat_d_rec, transpose_a=True)
     d_b_rec = tf.reduce_sum(flat_d_rec, 0)
@@ -192,8 +196,8 @@ def _compiled(jit_compile: bool):
     return fwd, bwd
 
 
-def _forward_autodiff(step, xw, u, b_rec, state0, keeps, update):
-    state_seqs, _ = forward(step, xw, u, b_rec, state0, keeps, update, save=False)
+def _forward_autodiff(step, xw, u, b_rec, state0, keeps, update, rec_mask):
+    state_seqs, _ = forward(step, xw, u, b_rec, state0, keeps, update, rec_mask, save=False)
     return state_seqs
 
 
@@ -211,6 +215,7 @@ def run(
     state0,
     keeps,
     update=None,
+    rec_mask=None,
     all_states=False,
     hand_gradient=True,
     jit_compile=True,
@@ -222,6 +227,7 @@ def run(
         xw: [T, B, G]; u: [H, G]; b_rec: [G] or None; state0: tuple of [B, H].
         keeps: see ``forward``; they receive no gradient.
         update: see ``forward`` (input-gate dropout); no gradient.
+        rec_mask: see ``forward`` (variational dropout); no gradient.
         all_states: return every state's sequence, not only the output's.
         hand_gradient: use the hand-written BPTT (else TensorFlow's autodiff).
         jit_compile: compile the hand-gradient loops with XLA.
@@ -234,7 +240,7 @@ def run(
     state0 = tuple(state0)
     keeps = tuple(keeps)
     if not (hand_gradient and step.has_backward):
-        state_seqs = _autodiff(step, xw, u, b_rec, state0, keeps, update)
+        state_seqs = _autodiff(step, xw, u, b_rec, state0, keeps, update, rec_mask)
         finals = tuple(s[-1] for s in state_seqs)
         return (state_seqs if all_states else state_seqs[0]), finals
 
@@ -251,7 +257,7 @@ def run(
         xw_, u_ = args[0], args[1]
         b_rec_ = args[2] if has_b_rec else None
         state0_ = tuple(args[3:] if has_b_rec else args[2:])
-        state_seqs, saved_seqs = fwd(step, xw_, u_, b_rec_, state0_, keeps, update)
+        state_seqs, saved_seqs = fwd(step, xw_, u_, b_rec_, state0_, keeps, update, rec_mask)
         # Outputs: every state's sequence (all_states), or h's sequence and the
         # other states' final values.
         outputs = state_seqs if all_states else (state_seqs[0],) + tuple(s[-1] for s in state_seqs[1:])
@@ -268,7 +274,7 @@ def run(
             if d_seqs[0] is None:
                 d_seqs = (tf.zeros_like(state_seqs[0]),) + d_seqs[1:]
             d_xw, d_u, d_b_rec, d_state0 = bwd(
-                step, d_seqs, d_final, u_, state0_, state_seqs, saved_seqs, keeps, update, xw_.dtype
+                step, d_seqs, d_final, u_, state0_, state_seqs, saved_seqs, keeps, update, rec_mask, xw_.dtype
             )
             return (d_xw, d_u) + ((d_b_rec,) if has_b_rec else ()) + tuple(d_state0)
 
