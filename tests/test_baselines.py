@@ -230,3 +230,27 @@ def test_variational_dropout_gradients_match_autodiff_through_keras_ops():
         tz.ZoneoutLSTM(H, variational_dropout=1.0)
     with pytest.raises(ValueError, match="variational_dropout"):
         tz.ZoneoutLSTM(H, variational_dropout=(0.1, 0.2, 0.3))
+
+
+def test_output_gate_zoneout_keeps_the_gate_where_the_update_was_dropped():
+    """Every update dropped: o' stays at its start value 0, so h~ = 0 and h stays 0."""
+    layer = tz.ZoneoutLSTM(
+        H, input_gate_dropout=1.0, output_gate_zoneout=True, return_sequences=True, return_state=True, seed=1
+    )
+    out, h, c = layer(_x(), training=True)
+    np.testing.assert_array_equal(np.asarray(out), 0.0)
+    np.testing.assert_array_equal(np.asarray(h), 0.0)
+    assert np.abs(np.asarray(c)).max() == 0.0  # no update ever reached the cell either
+    partial = tz.ZoneoutLSTM(
+        H, input_gate_dropout=0.5, output_gate_zoneout=True, return_sequences=True, seed=2
+    )
+    with tf.GradientTape() as tape:
+        out = partial(_x(), training=True)
+        loss = tf.reduce_sum(tf.sin(out))
+    grads = tape.gradient(loss, partial.trainable_variables)
+    assert all(np.all(np.isfinite(g)) and np.any(np.asarray(g) != 0) for g in grads)
+    assert np.all(np.isfinite(partial(_x(), training=False)))
+    clone = tz.ZoneoutLSTM.from_config(partial.get_config())
+    assert clone.output_gate_zoneout and clone.input_gate_dropout == 0.5
+    with pytest.raises(ValueError, match="input_gate_dropout"):
+        tz.ZoneoutLSTM(H, output_gate_zoneout=True)

@@ -188,3 +188,45 @@ def test_input_gate_dropout_and_recurrent_mask_forward_and_gradients(name, kind)
     for hand, auto in zip(*results):
         scale = np.abs(auto).max() + 1e-6
         np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)
+
+
+@pytest.mark.parametrize("kind", UPDATE_KINDS)
+def test_output_gate_zoneout_forward_and_gradients(kind):
+    step = kernels.LSTMStep(kernels.resolve("tanh"), kernels.resolve("sigmoid"), output_gate_zoneout=True)
+    _, xw, u, _, state0, keeps = _problem("lstm", "per_step")
+    state0 = (*state0, RNG.random((B, H)).astype("float32"))
+    tf_keeps = (*_as_tf_keeps(keeps), None)
+    update, update_np = _update(kind)
+    outputs, _ = kernels.run(step, xw, u, None, state0, tf_keeps, update=update)
+    # NumPy: o'_t = d o_t + (1 - d) o'_{t-1}, h~ = o'_t tanh(c~_t), then zoneout on h and c.
+    h, c, o_kept = (np.asarray(s, np.float64) for s in state0)
+    keep_h, keep_c = _as_numpy_keeps(keeps)
+    for t in range(T):
+        i, f, g, o = np.split(xw[t] + h @ u, 4, -1)
+        c_new = _sigmoid(f) * c + update_np[t] * _sigmoid(i) * np.tanh(g)
+        o_kept = update_np[t] * _sigmoid(o) + (1 - update_np[t]) * o_kept
+        h_new = o_kept * np.tanh(c_new)
+        h = keep_h[t] * h + (1 - keep_h[t]) * h_new
+        c = keep_c[t] * c + (1 - keep_c[t]) * c_new
+        np.testing.assert_allclose(outputs[t], h, atol=1e-5)
+    sources = [tf.constant(v) for v in (xw, u, *state0)]
+    results = []
+    for hand in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(sources)
+            seqs, _ = kernels.run(
+                step,
+                sources[0],
+                sources[1],
+                None,
+                tuple(sources[2:]),
+                tf_keeps,
+                update=update,
+                all_states=True,
+                hand_gradient=hand,
+            )
+            loss = tf.add_n([tf.reduce_sum(tf.sin(s) * (i + 1)) for i, s in enumerate(seqs)])
+        results.append(tape.gradient(loss, sources))
+    for hand, auto in zip(*results):
+        scale = np.abs(auto).max() + 1e-6
+        np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)

@@ -57,6 +57,7 @@ class FastRecurrentMixin:
     _cell_name: str
     _state_names: tuple[str, ...] = ("h",)
     _has_input_gate = True
+    _extra_gate_state = False
 
     def _init_fast(self, units, zoneout_kwargs: dict, static_mask: bool, jit_compile: bool, kwargs: dict):
         """Build the zoneout cell and initialise this layer as a ``keras.layers.RNN`` around it.
@@ -175,6 +176,11 @@ class FastRecurrentMixin:
             # A padded step keeps the whole state.
             valid = tf.cast(tf.transpose(mask), tf.bool)[:, :, None]  # [T, B, 1]
             whole = regularizers.combine_keeps(whole, tf.logical_not(valid))
+        num_states = len(state0)
+        if self._extra_gate_state:
+            # Output-gate zoneout carries o'_{t-1} as a third state, starting at 0.
+            state0 = (*state0, tf.zeros_like(state0[0]))
+            keeps = (*keeps, None)
         if whole is not None:
             keeps = tuple(regularizers.combine_keeps(k, whole) for k in keeps)
         update = regularizers.update_factor(self.input_gate_dropout, training, cell.seed_generator, dtype)
@@ -204,7 +210,7 @@ class FastRecurrentMixin:
         if valid is not None and self.zero_output_for_mask:
             outputs = outputs * tf.cast(valid, dtype)
         outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
-        return last_output, outputs, list(final)
+        return last_output, outputs, list(final[:num_states])
 
     def get_config(self):
         # "seed" is repeated because keras.layers.SimpleRNN's config drops it.
@@ -281,8 +287,14 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
         static_mask=False,
         zoneout_inference="expectation",
         jit_compile=True,
+        output_gate_zoneout=False,
         **kwargs,
     ):
+        if output_gate_zoneout and not kwargs.get("input_gate_dropout"):
+            raise ValueError(
+                "`output_gate_zoneout=True` reuses the input-gate dropout mask: "
+                "set `input_gate_dropout` > 0 too."
+            )
         zoneout_kwargs = dict(
             zoneout_cells=zoneout_cells,
             zoneout_states=zoneout_states,
@@ -290,11 +302,21 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
             zoneout_inference=zoneout_inference,
         )
         self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, kwargs)
+        self.output_gate_zoneout = bool(output_gate_zoneout)
+
+    @property
+    def _extra_gate_state(self) -> bool:
+        return self.output_gate_zoneout
 
     def _step(self):
         return kernels.LSTMStep(
-            kernels.resolve(self.cell.activation), kernels.resolve(self.cell.recurrent_activation)
+            kernels.resolve(self.cell.activation),
+            kernels.resolve(self.cell.recurrent_activation),
+            output_gate_zoneout=self.output_gate_zoneout,
         )
+
+    def get_config(self):
+        return {**super().get_config(), "output_gate_zoneout": self.output_gate_zoneout}
 
     def _split_bias(self, bias):
         return bias, None
