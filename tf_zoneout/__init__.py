@@ -4,6 +4,7 @@ import tf_zoneout as tz
 layer = tz.ZoneoutLSTM(1000, zoneout_cells=0.5, zoneout_states=0.05)
 """
 
+from tf_zoneout.batchnorm import RecurrentBatchNormLSTM
 from tf_zoneout.cells import ZoneoutGRUCell, ZoneoutLSTMCell, ZoneoutSimpleRNNCell
 from tf_zoneout.layers import ZoneoutGRU, ZoneoutLSTM, ZoneoutSimpleRNN
 from tf_zoneout.zoneout import zoneout
@@ -11,6 +12,7 @@ from tf_zoneout.zoneout import zoneout
 __version__ = "0.1.0"
 
 __all__ = [
+    "RecurrentBatchNormLSTM",
     "ZoneoutGRU",
     "ZoneoutGRUCell",
     "ZoneoutLSTM",

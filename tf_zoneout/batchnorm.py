@@ -1,0 +1,216 @@
+"""Recurrent batch normalization (Cooijmans et al., ICLR 2017) for the LSTM, with zoneout.
+
+    (i, f, o, g) = BN(h_{t-1} U; gamma_h) + BN(x_t W; gamma_x) + b
+    c~_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+    h~_t = sigmoid(o) * tanh(BN(c~_t; gamma_c, beta_c))
+
+Each BN uses statistics of its own time step: batch statistics in training, and
+population statistics (moving averages kept per step) at inference; steps beyond
+``max_timesteps`` reuse the last step's statistics. gamma starts at 0.1 (the paper's
+advice, which keeps tanh/sigmoid out of saturation), beta at 0. Gates are in Keras's
+order (i, f, c, o). Zoneout is applied to c~ and h~ exactly as in ``ZoneoutLSTM``.
+
+The loop is one ``tf.while_loop`` over TensorArrays with the input projection and
+its normalization hoisted out of it; its gradient is TensorFlow's autodiff (the
+batch statistics inside the loop make a hand-written BPTT not worth its risk).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_zoneout.cells import check_units
+from tf_zoneout.zoneout import check_inference_mode, check_probability, keep_factors, mix
+
+EPSILON = 1e-5
+
+
+def _normalize(values, mean, variance, gamma, beta=None):
+    out = (values - mean) * tf.math.rsqrt(variance + EPSILON) * gamma
+    return out if beta is None else out + beta
+
+
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class RecurrentBatchNormLSTM(keras.layers.Layer):
+    """LSTM with recurrent batch normalization and zoneout.
+
+    Args:
+        units: positive int.
+        max_timesteps: steps with their own population statistics (longer sequences
+            reuse the last step's); e.g. 784 for pixel-by-pixel MNIST.
+        zoneout_cells, zoneout_states, share_mask, zoneout_inference: as in ``ZoneoutLSTM``
+            (``share_mask=True`` with equal rates is the paper's best pMNIST model).
+        gamma_init: initial scale of every normalization (0.1).
+        momentum: of the population statistics' moving averages.
+        return_sequences, return_state, seed: as in Keras.
+
+    Call arguments:
+        sequences: [B, T, I]. initial_state: optional [h, c], each [B, H].
+        training: bool; batch statistics and fresh masks when True.
+    """
+
+    def __init__(
+        self,
+        units,
+        max_timesteps=1000,
+        zoneout_cells=0.0,
+        zoneout_states=0.0,
+        share_mask=False,
+        zoneout_inference="expectation",
+        gamma_init=0.1,
+        momentum=0.99,
+        return_sequences=False,
+        return_state=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_units(units)
+        if isinstance(max_timesteps, bool) or not isinstance(max_timesteps, int) or max_timesteps <= 0:
+            raise ValueError(f"`max_timesteps` must be a positive integer. Received: {max_timesteps!r}")
+        self.max_timesteps = max_timesteps
+        self.zoneout_cells = check_probability(zoneout_cells, "zoneout_cells")
+        self.zoneout_states = check_probability(zoneout_states, "zoneout_states")
+        self.share_mask = bool(share_mask)
+        self.zoneout_inference = check_inference_mode(zoneout_inference)
+        self.gamma_init = float(gamma_init)
+        self.momentum = check_probability(momentum, "momentum")
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    def build(self, input_shape):
+        features, gates = input_shape[-1], 4 * self.units
+        add = self.add_weight
+        self.kernel = add(shape=(features, gates), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = add(
+            shape=(self.units, gates), initializer="orthogonal", name="recurrent_kernel"
+        )
+        forget_one = keras.initializers.Constant(
+            [0.0] * self.units + [1.0] * self.units + [0.0] * 2 * self.units
+        )
+        self.bias = add(shape=(gates,), initializer=forget_one, name="bias")
+        gamma = keras.initializers.Constant(self.gamma_init)
+        self.gamma_x = add(shape=(gates,), initializer=gamma, name="gamma_x")
+        self.gamma_h = add(shape=(gates,), initializer=gamma, name="gamma_h")
+        self.gamma_c = add(shape=(self.units,), initializer=gamma, name="gamma_c")
+        self.beta_c = add(shape=(self.units,), initializer="zeros", name="beta_c")
+        self.population = {}
+        for name, size in (("x", gates), ("h", gates), ("c", self.units)):
+            for stat, init in (("mean", "zeros"), ("variance", "ones")):
+                self.population[f"{stat}_{name}"] = add(
+                    shape=(self.max_timesteps, size), initializer=init, trainable=False, name=f"{stat}_{name}"
+                )
+
+    def _population(self, name, steps):
+        """Population statistics for steps 0..T-1, [T, size] (the last step reused beyond max_timesteps)."""
+        index = tf.minimum(tf.range(steps), self.max_timesteps - 1)
+        return (
+            tf.gather(self.population[f"mean_{name}"], index),
+            tf.gather(self.population[f"variance_{name}"], index),
+        )
+
+    def _update_population(self, name, mean, variance):
+        """Move the first min(T, max_timesteps) steps' population statistics toward this batch's."""
+        steps = tf.minimum(tf.shape(mean)[0], self.max_timesteps)
+        for stat, batch_value in (("mean", mean), ("variance", variance)):
+            variable = self.population[f"{stat}_{name}"]
+            head = variable[:steps] * self.momentum + batch_value[:steps] * (1.0 - self.momentum)
+            variable.assign(tf.concat([head, variable[steps:]], 0))
+
+    def call(self, sequences, initial_state=None, training=False, mask=None):
+        if mask is not None:
+            raise ValueError(
+                "RecurrentBatchNormLSTM does not take a padding `mask` "
+                "(its batch statistics would mix in the padding)."
+            )
+        training = bool(training)
+        x = tf.transpose(tf.convert_to_tensor(sequences), [1, 0, 2])  # [T, B, I]
+        steps, batch = tf.shape(x)[0], tf.shape(x)[1]
+        dtype = x.dtype
+        xw = tf.einsum("tbi,ig->tbg", x, tf.cast(self.kernel, dtype))
+        if training:
+            mean_x, var_x = tf.nn.moments(xw, axes=[1])  # per step: [T, 4H]
+        else:
+            mean_x, var_x = self._population("x", steps)
+        xw = _normalize(xw, mean_x[:, None], var_x[:, None], self.gamma_x) + self.bias
+        if initial_state is None:
+            zeros = tf.zeros([batch, self.units], dtype)
+            initial_state = [zeros, zeros]
+        h0, c0 = (tf.cast(s, dtype) for s in initial_state)
+        keep_h, keep_c = keep_factors(
+            (self.zoneout_states, self.zoneout_cells),
+            training,
+            self.seed_generator,
+            tf.stack([batch, self.units]),
+            steps,
+            dtype=dtype,
+            share_mask=self.share_mask,
+            inference=self.zoneout_inference,
+        )
+        pop_h = None if training else self._population("h", steps)
+        pop_c = None if training else self._population("c", steps)
+        u = tf.cast(self.recurrent_kernel, dtype)
+
+        def read(value, t):
+            """A keep factor at step t: None, a scalar, or a [T, B, H] mask."""
+            return value[t] if value is not None and value.shape.rank == 3 else value
+
+        def body(t, h, c, outputs, stats):
+            rec = tf.matmul(h, u)
+            if training:
+                mean_h, var_h = tf.nn.moments(rec, axes=[0])
+            else:
+                mean_h, var_h = pop_h[0][t], pop_h[1][t]
+            z = xw[t] + _normalize(rec, mean_h, var_h, self.gamma_h)
+            z_i, z_f, z_g, z_o = tf.split(z, 4, axis=-1)
+            c_new = tf.sigmoid(z_f) * c + tf.sigmoid(z_i) * tf.tanh(z_g)
+            if training:
+                mean_c, var_c = tf.nn.moments(c_new, axes=[0])
+            else:
+                mean_c, var_c = pop_c[0][t], pop_c[1][t]
+            h_new = tf.sigmoid(z_o) * tf.tanh(_normalize(c_new, mean_c, var_c, self.gamma_c, self.beta_c))
+            c_next = mix(read(keep_c, t), c, c_new)
+            h_next = mix(read(keep_h, t), h, h_new)
+            stats = tuple(ta.write(t, v) for ta, v in zip(stats, (mean_h, var_h, mean_c, var_c)))
+            return t + 1, h_next, c_next, outputs.write(t, h_next), stats
+
+        stats = tuple(tf.TensorArray(dtype, size=steps) for _ in range(4))
+        _, h, c, outputs, stats = tf.while_loop(
+            lambda t, *_: t < steps,
+            body,
+            (tf.constant(0), h0, c0, tf.TensorArray(dtype, size=steps), stats),
+        )
+        if training:
+            mean_h, var_h, mean_c, var_c = (ta.stack() for ta in stats)
+            self._update_population("x", mean_x, var_x)
+            self._update_population("h", mean_h, var_h)
+            self._update_population("c", mean_c, var_c)
+        output = tf.transpose(outputs.stack(), [1, 0, 2]) if self.return_sequences else h
+        return (output, h, c) if self.return_state else output
+
+    def compute_output_shape(self, input_shape):
+        batch, steps = input_shape[0], input_shape[1]
+        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return output, (batch, self.units), (batch, self.units)
+        return output
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "max_timesteps": self.max_timesteps,
+            "zoneout_cells": self.zoneout_cells,
+            "zoneout_states": self.zoneout_states,
+            "share_mask": self.share_mask,
+            "zoneout_inference": self.zoneout_inference,
+            "gamma_init": self.gamma_init,
+            "momentum": self.momentum,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "seed": self.seed,
+        }
