@@ -44,6 +44,15 @@ def variants() -> dict[str, callable]:
         f"keras.LSTM recurrent_dropout={KERAS_RECURRENT_DROPOUT}": lambda h: keras.layers.LSTM(
             h, recurrent_dropout=KERAS_RECURRENT_DROPOUT, seed=1, **common
         ),
+        "tz.ZoneoutLSTM zc=.5 zh=.05 + input_gate_dropout=.25": lambda h: tz.ZoneoutLSTM(
+            h, seed=1, input_gate_dropout=0.25, **ZONEOUT_LSTM, **common
+        ),
+        "tz.ZoneoutLSTM zc=.5 zh=.05 + weight_noise=.075": lambda h: tz.ZoneoutLSTM(
+            h, seed=1, weight_noise=0.075, **ZONEOUT_LSTM, **common
+        ),
+        "tz.RecurrentBatchNormLSTM zc=zh=.15 shared": lambda h: tz.RecurrentBatchNormLSTM(
+            h, zoneout_cells=0.15, zoneout_states=0.15, share_mask=True, seed=1, **common
+        ),
         "keras.GRU": lambda h: keras.layers.GRU(h, **common),
         "tz.ZoneoutGRU z=0": lambda h: tz.ZoneoutGRU(h, seed=1, **common),
         "tz.ZoneoutGRU z=.1": lambda h: tz.ZoneoutGRU(h, seed=1, **ZONEOUT_GRU, **common),
@@ -125,13 +134,19 @@ def run(shapes, rounds: int, steps: int, warmup: int, names=None) -> dict:
     return results
 
 
+ZONEOUT_REFERENCE = "tz.ZoneoutLSTM zc=.5 zh=.05"
+
+
 def add_ratios(results: dict) -> None:
-    """Ratio of each variant's tokens/s to Keras's unregularized layer of its family."""
+    """Ratio of each variant's tokens/s to Keras's unregularized layer of its family, and
+    of the baselines' rows to plain zoneout (their cost)."""
     for rows in results.values():
         for name, row in rows.items():
             family = "keras.GRU" if "GRU" in name else "keras.LSTM"
             if family in rows:
                 row["ratio_to_keras"] = row["tokens_per_s"] / rows[family]["tokens_per_s"]
+            if ("+" in name or "BatchNorm" in name) and ZONEOUT_REFERENCE in rows:
+                row["ratio_to_zoneout"] = row["tokens_per_s"] / rows[ZONEOUT_REFERENCE]["tokens_per_s"]
 
 
 def cpu_name() -> str:
@@ -172,12 +187,20 @@ def environment() -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| shape | variant | tokens/s | ratio to Keras |", "|---|---|---|---|"]
+    lines = [
+        "| shape | variant | tokens/s | ratio to Keras | ratio to plain zoneout |",
+        "|---|---|---|---|---|",
+    ]
+
+    def ratio_text(value):
+        return f"{value:.2f}x" if value is not None else "-"
+
     for key, rows in results.items():
         for name, row in rows.items():
-            ratio = row.get("ratio_to_keras")
-            ratio_text = f"{ratio:.2f}x" if ratio is not None else "-"
-            lines.append(f"| {key} | {name} | {row['tokens_per_s']:,.0f} | {ratio_text} |")
+            lines.append(
+                f"| {key} | {name} | {row['tokens_per_s']:,.0f} | {ratio_text(row.get('ratio_to_keras'))} "
+                f"| {ratio_text(row.get('ratio_to_zoneout'))} |"
+            )
     return "\n".join(lines)
 
 
