@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from conftest import shared_data_dir
 
 import tf_zoneout.data  # noqa: F401  (registers the builders)
-from tf_zoneout.data import lm, pmnist, sources, text8
+from tf_zoneout.data import lm, pmnist, sources, wiki_text8
 from tf_zoneout.data import vocab as vocab_lib
 
 EXPECTED = {
@@ -116,9 +116,9 @@ def test_text8_on_a_small_file_in_its_format(tmp_path, monkeypatch):
     monkeypatch.setitem(sources.FILES, "text8/text8", small)
     monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))
     tfds_dir = str(tmp_path / "tfds")
-    bounds = text8.split_bounds(len(text))
+    bounds = wiki_text8.split_bounds(len(text))
     assert bounds == {"train": (0, 270_000), "validation": (270_000, 285_000), "test": (285_000, 300_000)}
-    assert text8.split_bounds(100_000_000)["validation"] == (90_000_000, 95_000_000)
+    assert wiki_text8.split_bounds(100_000_000)["validation"] == (90_000_000, 95_000_000)
     vocabulary = lm.load_vocabulary("text8", tfds_dir)
     assert len(vocabulary) == 27
     pieces = lm.split_texts("text8", "train", tfds_dir)

@@ -100,29 +100,48 @@ def test_forward_matches_numpy(name, keep_kind):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("keep_kind", KEEP_KINDS)
-@pytest.mark.parametrize("name", list(STEPS))
-def test_hand_written_gradient_matches_autodiff(name, keep_kind):
-    step, xw, u, b_rec, state0, keeps = _problem(name, keep_kind)
-    tf_keeps = _as_tf_keeps(keeps)
+def assert_hand_gradient_matches_autodiff(step, xw, u, b_rec, state0, keeps, all_states=False, **run_kwargs):
+    """Gradients of a loss on the kernel's outputs w.r.t. xw, u, b_rec and state0: hand == autodiff.
+
+    The loss touches every output: the output sequence and the other final states, or
+    (``all_states``) every state's sequence.
+    """
     sources = [tf.constant(v) for v in (xw, u, *((b_rec,) if b_rec is not None else ()), *state0)]
-    weights = [tf.constant(RNG.normal(size=(T, B, H)).astype("float32"))] + [
-        tf.constant(RNG.normal(size=(B, H)).astype("float32")) for _ in state0
-    ]
+    weights = [tf.constant(RNG.normal(size=(T, B, H)).astype("float32")) for _ in state0]
     results = []
     for hand in (True, False):
         with tf.GradientTape() as tape:
             tape.watch(sources)
             b = sources[2] if b_rec is not None else None
             s0 = tuple(sources[-len(state0) :])
-            outputs, final = kernels.run(step, sources[0], sources[1], b, s0, tf_keeps, hand_gradient=hand)
-            loss = tf.reduce_sum(tf.sin(outputs) * weights[0]) + tf.add_n(
-                [tf.reduce_sum(f * w) for f, w in zip(final, weights[1:])]
+            outputs, final = kernels.run(
+                step,
+                sources[0],
+                sources[1],
+                b,
+                s0,
+                keeps,
+                all_states=all_states,
+                hand_gradient=hand,
+                **run_kwargs,
             )
+            if all_states:
+                loss = tf.add_n([tf.reduce_sum(tf.sin(s) * w) for s, w in zip(outputs, weights)])
+            else:
+                loss = tf.reduce_sum(tf.sin(outputs) * weights[0]) + tf.add_n(
+                    [tf.reduce_sum(f * w[0]) for f, w in zip(final, weights)]
+                )
         results.append(tape.gradient(loss, sources))
     for hand, auto in zip(*results):
         scale = np.abs(auto).max() + 1e-6
         np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)
+
+
+@pytest.mark.parametrize("keep_kind", KEEP_KINDS)
+@pytest.mark.parametrize("name", list(STEPS))
+def test_hand_written_gradient_matches_autodiff(name, keep_kind):
+    step, xw, u, b_rec, state0, keeps = _problem(name, keep_kind)
+    assert_hand_gradient_matches_autodiff(step, xw, u, b_rec, state0, _as_tf_keeps(keeps))
 
 
 def swish(x):
@@ -166,28 +185,9 @@ def test_input_gate_dropout_and_recurrent_mask_forward_and_gradients(name, kind)
     outputs, _ = kernels.run(step, xw, u, b_rec, state0, tf_keeps, update=update, rec_mask=rec_mask)
     ref, _ = numpy_reference(name, xw, u, b_rec, state0, _as_numpy_keeps(keeps), update_np, rec_np)
     np.testing.assert_allclose(outputs, ref, atol=1e-5)
-    sources = [tf.constant(v) for v in (xw, u, *((b_rec,) if b_rec is not None else ()), *state0)]
-    results = []
-    for hand in (True, False):
-        with tf.GradientTape() as tape:
-            tape.watch(sources)
-            b = sources[2] if b_rec is not None else None
-            seqs, _ = kernels.run(
-                step,
-                sources[0],
-                sources[1],
-                b,
-                tuple(sources[-len(state0) :]),
-                tf_keeps,
-                update=update,
-                all_states=True,
-                hand_gradient=hand,
-            )
-            loss = tf.add_n([tf.reduce_sum(tf.sin(s) * (i + 1)) for i, s in enumerate(seqs)])
-        results.append(tape.gradient(loss, sources))
-    for hand, auto in zip(*results):
-        scale = np.abs(auto).max() + 1e-6
-        np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)
+    assert_hand_gradient_matches_autodiff(
+        step, xw, u, b_rec, state0, tf_keeps, all_states=True, update=update, rec_mask=rec_mask
+    )
 
 
 @pytest.mark.parametrize("kind", UPDATE_KINDS)
@@ -209,24 +209,4 @@ def test_output_gate_zoneout_forward_and_gradients(kind):
         h = keep_h[t] * h + (1 - keep_h[t]) * h_new
         c = keep_c[t] * c + (1 - keep_c[t]) * c_new
         np.testing.assert_allclose(outputs[t], h, atol=1e-5)
-    sources = [tf.constant(v) for v in (xw, u, *state0)]
-    results = []
-    for hand in (True, False):
-        with tf.GradientTape() as tape:
-            tape.watch(sources)
-            seqs, _ = kernels.run(
-                step,
-                sources[0],
-                sources[1],
-                None,
-                tuple(sources[2:]),
-                tf_keeps,
-                update=update,
-                all_states=True,
-                hand_gradient=hand,
-            )
-            loss = tf.add_n([tf.reduce_sum(tf.sin(s) * (i + 1)) for i, s in enumerate(seqs)])
-        results.append(tape.gradient(loss, sources))
-    for hand, auto in zip(*results):
-        scale = np.abs(auto).max() + 1e-6
-        np.testing.assert_allclose(np.asarray(hand) / scale, np.asarray(auto) / scale, atol=2e-6)
+    assert_hand_gradient_matches_autodiff(step, xw, u, None, state0, tf_keeps, all_states=True, update=update)

@@ -6,8 +6,8 @@ ds = tfds.load("ptb_char", split="train")
 """
 
 from tf_zoneout.data.mnist import ZoneoutMnist
-from tf_zoneout.data.ptb import PtbChar, PtbWord
+from tf_zoneout.data.ptb_builders import PtbChar, PtbWord
 from tf_zoneout.data.sources import DataError
-from tf_zoneout.data.text8 import Text8
+from tf_zoneout.data.wiki_text8 import Text8
 
 __all__ = ["DataError", "PtbChar", "PtbWord", "Text8", "ZoneoutMnist"]
