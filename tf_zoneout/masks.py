@@ -92,10 +92,10 @@ def _keep_from_bits(bits, mask: HashedMask):
 
 
 def _keep_factor_from_bits(bits, mask: HashedMask, dtype):
-    """1.0 where kept, else 0.0, without a boolean intermediate.
+    """1.0 where kept, else 0.0, from the sign bit of (bits - threshold).
 
-    XLA:CPU fused predicate (bool) tensors badly into the backward loop (measured
-    +40% on its elementwise work); the sign bit of (bits - threshold) avoids them.
+    The kernels mix with 0/1 factors (exact for binary values) rather than bool
+    selects; this makes them without a predicate tensor in between.
     """
     below = tf.bitwise.right_shift(_selected_bits(bits, mask) - tf.constant(mask.threshold, tf.uint32), 31)
     return tf.cast(below, dtype)
@@ -106,18 +106,21 @@ def threshold(rate: float) -> int:
     return round(rate * MASK_LEVELS)
 
 
-def materialize(mask: HashedMask, step_shape, num_steps=None) -> tf.Tensor:
-    """The bool mask as a tensor: [T, B, H] if ``mask.per_step`` else ``step_shape`` [B, H]."""
+def _sequence_bits(mask: HashedMask, step_shape, num_steps):
+    """Hash bits of the whole mask: [T, B, H] if ``mask.per_step`` else ``step_shape``."""
     shape = tf.concat([[num_steps], step_shape], 0) if mask.per_step else step_shape
     counter = tf.cast(tf.reshape(tf.range(tf.reduce_prod(shape)), shape), tf.uint32)
-    return _keep_from_bits(random_bits(counter, mask.key), mask)
+    return random_bits(counter, mask.key)
+
+
+def materialize(mask: HashedMask, step_shape, num_steps=None) -> tf.Tensor:
+    """The bool mask as a tensor: [T, B, H] if ``mask.per_step`` else ``step_shape`` [B, H]."""
+    return _keep_from_bits(_sequence_bits(mask, step_shape, num_steps), mask)
 
 
 def materialize_factor(mask: HashedMask, step_shape, num_steps, dtype=tf.float32) -> tf.Tensor:
     """Like ``materialize``, as 1.0/0.0 factors of ``dtype``."""
-    shape = tf.concat([[num_steps], step_shape], 0) if mask.per_step else step_shape
-    counter = tf.cast(tf.reshape(tf.range(tf.reduce_prod(shape)), shape), tf.uint32)
-    return _keep_factor_from_bits(random_bits(counter, mask.key), mask, dtype)
+    return _keep_factor_from_bits(_sequence_bits(mask, step_shape, num_steps), mask, dtype)
 
 
 def mask_at_step(mask: HashedMask, t, step_shape, dtype=tf.float32) -> tf.Tensor:

@@ -1,4 +1,4 @@
-"""The zoneout operation and the masks it draws (Krueger et al., ICLR 2017)."""
+"""The zoneout operation, its keep factors, and argument checks (Krueger et al., ICLR 2017)."""
 
 from __future__ import annotations
 
