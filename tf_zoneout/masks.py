@@ -56,7 +56,7 @@ def seed_tensor(seed) -> tf.Tensor:
     return tf.cast(seed, tf.int64)
 
 
-def _mix32(x):
+def mix32(x):
     """A 32-bit integer hash with strong avalanche (C. Wellons' "lowbias32")."""
     x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
     x = x * tf.constant(0x7FEB352D, tf.uint32)
@@ -65,20 +65,32 @@ def _mix32(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
 
 
+def _replica_index():
+    """This replica's index in its sync group under a multi-replica strategy, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group
+
+
 def hash_key(seed) -> tf.Tensor:
     """[2] uint32 key for ``random_bits`` from an int, [2] tensor or SeedGenerator."""
     seed = seed_tensor(seed)
     low = tf.cast(tf.bitwise.bitwise_and(seed, 0xFFFFFFFF), tf.uint32)
     high = tf.cast(tf.bitwise.right_shift(seed, 32), tf.uint32)
-    k0 = _mix32(low[0] ^ _mix32(high[0] + tf.constant(0x9E3779B9, tf.uint32)))
-    k1 = _mix32(low[1] ^ _mix32(high[1] ^ k0))
+    k0 = mix32(low[0] ^ mix32(high[0] + tf.constant(0x9E3779B9, tf.uint32)))
+    k1 = mix32(low[1] ^ mix32(high[1] ^ k0))
+    replica = _replica_index()
+    if replica is not None:
+        # Under tf.distribute every replica draws its own masks from the same seed state.
+        k1 = mix32(k1 ^ mix32(tf.cast(replica, tf.uint32) + tf.constant(0x85EBCA6B, tf.uint32)))
     # An odd multiplier makes counter -> counter * k0 + k1 a bijection.
-    return tf.stack([tf.bitwise.bitwise_or(k0, tf.constant(1, tf.uint32)), _mix32(k1 ^ k0)])
+    return tf.stack([tf.bitwise.bitwise_or(k0, tf.constant(1, tf.uint32)), mix32(k1 ^ k0)])
 
 
 def random_bits(counter, key):
     """32 random bits per element of the uint32 ``counter`` tensor, keyed by ``key`` [2]."""
-    return _mix32(counter * key[0] + key[1])
+    return mix32(counter * key[0] + key[1])
 
 
 def _selected_bits(bits, mask: HashedMask):

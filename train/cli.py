@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train import data_command
+from train import data_command, train_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     data_command.add_parser(subparsers)
+    train_command.add_parser(subparsers)
     return parser
 
 
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     # Data-set names may follow options (`data stats --tfds-dir D ptb_char`), which
     # argparse's "*" positional does not allow: collect the leftovers here.
     args, leftovers = parser.parse_known_args(argv)
+    if leftovers and hasattr(args, "overrides"):
+        args.overrides, leftovers = leftovers, []
     if leftovers:
         if not hasattr(args, "datasets") or any(a.startswith("-") for a in leftovers):
             parser.error(f"unrecognized arguments: {' '.join(leftovers)}")

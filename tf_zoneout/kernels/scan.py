@@ -173,6 +173,13 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
         lambda t, *_: t >= 0,
         body,
         (num_steps - 1, tuple(d_final), tf.zeros_like(d_final[0]), grad_tas),
+        # The batch size of d_final may be static where the loop's is not (SavedModel traces).
+        shape_invariants=(
+            tf.TensorShape([]),
+            tuple(tf.TensorShape([None, d.shape[-1]]) for d in d_final),
+            tf.TensorShape([None, d_final[0].shape[-1]]),
+            tuple(tf.TensorShape(None) for _ in grad_tas),
+        ),
         maximum_iterations=num_steps,
     )
     d_state0 = (d_state0[0] + d_h_via_u,) + tuple(d_state0[1:])

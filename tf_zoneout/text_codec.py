@@ -1,0 +1,101 @@
+"""In-graph tokenization and detokenization for the exported language models.
+
+A ``TextCodec`` maps strings to token ids and back with TensorFlow ops only, from a
+vocabulary file (one token per line, the line number is the id), so a SavedModel
+carries it as an asset and TF Serving needs no Python code of ours.
+
+- characters (``ptb_char``, ``text8``): one token per character; ``space`` is the
+  token a space becomes (PTB's "_"); a newline becomes the end-of-line token. A
+  character outside the vocabulary is tried in lower case, then skipped and counted.
+- words (``ptb_word``): whitespace-separated, lower-cased; unknown words become
+  ``<unk>`` and are counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecSpec:
+    """How a data set's text maps to tokens (see the module docstring)."""
+
+    level: str  # "char" or "word"
+    start: str  # the token every text is scored/continued after
+    eol: str | None = None
+    space: str | None = None
+    unknown: str | None = None
+
+    @classmethod
+    def for_dataset(cls, dataset: str, eol: str | None, unknown: str | None) -> CodecSpec:
+        if dataset == "ptb_char":
+            return cls("char", start=eol, eol=eol, space="_")
+        if dataset == "text8":
+            return cls("char", start=" ", space=" ")
+        if dataset == "ptb_word":
+            return cls("word", start=eol, eol=eol, unknown=unknown)
+        raise ValueError(f"no text codec for data set {dataset!r}")
+
+
+class TextCodec(tf.Module):
+    """Strings <-> ids inside the graph, for one vocabulary file."""
+
+    def __init__(self, vocab_file, spec: CodecSpec, tokens: list[str]):
+        super().__init__()
+        self.spec = spec
+        self.vocab_asset = tf.saved_model.Asset(str(vocab_file))
+        key_is_line = tf.lookup.TextFileIndex.WHOLE_LINE
+        line_number = tf.lookup.TextFileIndex.LINE_NUMBER
+        self.to_id = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(self.vocab_asset, tf.string, key_is_line, tf.int64, line_number),
+            default_value=-1,
+        )
+        self.to_token = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(self.vocab_asset, tf.int64, line_number, tf.string, key_is_line),
+            default_value="",
+        )
+        index = {t: i for i, t in enumerate(tokens)}
+        self.start_id = index[spec.start]
+        self.eol_id = index.get(spec.eol, -1) if spec.eol else -1
+        self.unknown_id = index.get(spec.unknown, -1) if spec.unknown else -1
+
+    def encode(self, texts):
+        """Ragged ids [B, None] int32 and the number of unknown items per text [B] int32."""
+        if self.spec.level == "word":
+            words = tf.strings.split(tf.strings.lower(texts))
+            ids = self.to_id.lookup(words)
+            unknown = ids < 0
+            ids = tf.where(unknown, tf.cast(self.unknown_id, tf.int64), ids)
+            return tf.cast(ids, tf.int32), tf.cast(
+                tf.reduce_sum(tf.cast(unknown, tf.int32), axis=1), tf.int32
+            )
+        chars = tf.strings.unicode_split(texts, "UTF-8")
+        chars = tf.where(tf.equal(chars, " "), self.spec.space, chars)
+        if self.spec.eol:
+            chars = tf.where(tf.equal(chars, "\n"), self.spec.eol, chars)
+        ids = self.to_id.lookup(chars)
+        ids = tf.where(ids < 0, self.to_id.lookup(tf.strings.lower(chars)), ids)
+        known = ids >= 0
+        unknown = tf.reduce_sum(tf.cast(~known, tf.int32), axis=1)
+        return tf.cast(tf.ragged.boolean_mask(ids, known), tf.int32), tf.cast(unknown, tf.int32)
+
+    def display(self, ids):
+        """The text each id stands for (same shape as ``ids``): eol -> newline, PTB's "_" -> space."""
+        tokens = self.to_token.lookup(tf.cast(ids, tf.int64))
+        if self.spec.eol:
+            tokens = tf.where(tf.equal(tf.cast(ids, tf.int64), self.eol_id), "\n", tokens)
+        if self.spec.level == "char" and self.spec.space != " ":
+            tokens = tf.where(tf.equal(tokens, self.spec.space), " ", tokens)
+        return tokens
+
+    def decode(self, ids, lengths):
+        """Strings [B] from ids [B, N] int32, each row cut at ``lengths`` [B]."""
+        mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
+        pieces = tf.ragged.boolean_mask(self.display(ids), mask)
+        if self.spec.level == "char":
+            return tf.strings.reduce_join(pieces, axis=1)
+        # A continuation: every word is preceded by a space, except after a newline.
+        joined = tf.strings.reduce_join(tf.strings.join([" ", pieces]), axis=1)
+        return tf.strings.regex_replace(joined, " \n", "\n")

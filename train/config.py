@@ -1,0 +1,520 @@
+"""Run configuration: one flat dataclass, presets as plain data, ``--flag value`` overrides.
+
+Probabilities mean what DESIGN.md says: ``zoneout_*`` are probabilities of KEEPING
+the previous value; every dropout-like field (``dropout``, ``input_gate_dropout``,
+``variational_*``) is a probability of DROPPING.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from pathlib import Path
+
+from tf_zoneout.models.recurrent import CELL_TYPES, INITIALIZATIONS
+
+TASKS = (
+    "char_ptb",
+    "word_ptb",
+    "text8",
+    "pmnist",
+    "seq2seq",
+    "gradient_propagation",
+    "semantic_consistency",
+)
+PRESETS = ("paper", "cpu", "smoke")
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "zaremba", "exponential", "plateau")
+BATCHING = ("chunks", "contiguous")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+class ConfigError(ValueError):
+    """A bad task, preset, flag or value: raised before any work starts."""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything a run depends on. See README "Training" for each field."""
+
+    task: str = "char_ptb"
+    preset: str = "cpu"
+    seed: int = 1
+    # model
+    cell: str = "lstm"
+    num_layers: int = 1
+    units: int = 1000
+    embedding_dim: int = 128
+    init: str = "orthogonal"
+    init_scale: float = 0.04
+    # zoneout (keep probabilities)
+    zoneout_cells: float = 0.0
+    zoneout_states: float = 0.0
+    share_mask: bool = False
+    static_mask: bool = False
+    # baselines (drop probabilities / strengths)
+    dropout: float = 0.0
+    input_gate_dropout: float = 0.0
+    output_gate_zoneout: bool = False
+    weight_noise: float = 0.0
+    norm_stabilizer: float = 0.0
+    stochastic_depth: float = 0.0
+    variational_input: float = 0.0
+    variational_recurrent: float = 0.0
+    # data
+    seq_len: int = 100
+    batch_size: int = 32
+    batching: str = "chunks"
+    train_fraction: float = 1.0
+    eval_batches: int = 0
+    # optimization
+    optimizer: str = "adam"
+    learning_rate: float = 0.002
+    lr_schedule: str = "constant"
+    lr_decay: float = 1.0
+    lr_decay_start: int = 0
+    momentum: float = 0.0
+    clip_norm: float = 1.0
+    epochs: int = 10
+    steps_per_epoch: int = 0
+    patience: int = 5
+    jit_compile: bool = False
+    # runtime
+    strategy: str = "default"
+    checkpoint_every: int = 500
+    log_every: int = 20
+    # pmnist
+    permute: bool = True
+    # seq2seq
+    seq2seq_task: str = "addition"
+    curriculum: bool = True
+    curriculum_threshold: float = 0.10
+    start_level: int = 2
+    max_level: int = 5
+    train_examples: int = 50_000
+    eval_examples: int = 2_000
+    # analysis tasks
+    compare: str = "zoneout,recurrent_dropout,unregularized"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+
+_LM_PAPER = dict(units=1000, seq_len=100, batch_size=32, learning_rate=0.002, clip_norm=1.0, epochs=50)
+PRESET_VALUES: dict[str, dict[str, dict]] = {
+    "char_ptb": {
+        "paper": dict(**_LM_PAPER, zoneout_cells=0.5, zoneout_states=0.05, patience=5),
+        "cpu": dict(
+            units=256,
+            embedding_dim=64,
+            seq_len=100,
+            batch_size=64,
+            learning_rate=0.002,
+            zoneout_cells=0.5,
+            zoneout_states=0.05,
+            epochs=6,
+            eval_batches=0,
+            patience=3,
+        ),
+        "smoke": dict(
+            units=32,
+            embedding_dim=16,
+            seq_len=20,
+            batch_size=8,
+            epochs=2,
+            steps_per_epoch=6,
+            eval_batches=3,
+            train_fraction=0.01,
+            zoneout_cells=0.5,
+            zoneout_states=0.05,
+            checkpoint_every=4,
+            log_every=2,
+        ),
+    },
+    "word_ptb": {
+        "paper": dict(
+            num_layers=2,
+            units=1500,
+            embedding_dim=1500,
+            seq_len=35,
+            batch_size=20,
+            batching="contiguous",
+            init="uniform",
+            init_scale=0.04,
+            optimizer="sgd",
+            learning_rate=1.0,
+            lr_schedule="zaremba",
+            lr_decay=1 / 1.15,
+            lr_decay_start=14,
+            clip_norm=10.0,
+            epochs=55,
+            dropout=0.65,
+            zoneout_cells=0.25,
+            zoneout_states=0.025,
+            patience=10,
+        ),
+        "cpu": dict(
+            num_layers=2,
+            units=200,
+            embedding_dim=200,
+            seq_len=35,
+            batch_size=20,
+            batching="contiguous",
+            init="uniform",
+            init_scale=0.1,
+            optimizer="sgd",
+            learning_rate=1.0,
+            lr_schedule="zaremba",
+            lr_decay=0.5,
+            lr_decay_start=4,
+            clip_norm=5.0,
+            epochs=6,
+            dropout=0.2,
+            zoneout_cells=0.25,
+            zoneout_states=0.025,
+            patience=3,
+        ),
+        "smoke": dict(
+            num_layers=2,
+            units=32,
+            embedding_dim=32,
+            seq_len=10,
+            batch_size=4,
+            batching="contiguous",
+            init="uniform",
+            init_scale=0.1,
+            optimizer="sgd",
+            learning_rate=1.0,
+            lr_schedule="zaremba",
+            lr_decay=0.5,
+            lr_decay_start=1,
+            clip_norm=5.0,
+            epochs=2,
+            steps_per_epoch=5,
+            eval_batches=3,
+            train_fraction=0.01,
+            zoneout_cells=0.25,
+            zoneout_states=0.025,
+            checkpoint_every=4,
+            log_every=2,
+        ),
+    },
+    "text8": {
+        "paper": dict(
+            units=2000,
+            seq_len=180,
+            batch_size=128,
+            learning_rate=0.001,
+            clip_norm=1.0,
+            epochs=20,
+            zoneout_cells=0.2,
+            zoneout_states=0.2,
+            patience=3,
+        ),
+        "cpu": dict(
+            units=256,
+            embedding_dim=64,
+            seq_len=180,
+            batch_size=64,
+            learning_rate=0.002,
+            epochs=1,
+            steps_per_epoch=2000,
+            eval_batches=200,
+            zoneout_cells=0.2,
+            zoneout_states=0.2,
+        ),
+        "smoke": dict(
+            units=32,
+            embedding_dim=16,
+            seq_len=20,
+            batch_size=4,
+            epochs=2,
+            steps_per_epoch=5,
+            eval_batches=3,
+            zoneout_cells=0.2,
+            zoneout_states=0.2,
+            checkpoint_every=4,
+            log_every=2,
+        ),
+    },
+    "pmnist": {
+        "paper": dict(
+            units=100,
+            batch_size=100,
+            optimizer="rmsprop",
+            learning_rate=0.001,
+            lr_schedule="plateau",
+            lr_decay=0.5,
+            clip_norm=1.0,
+            epochs=150,
+            zoneout_cells=0.15,
+            zoneout_states=0.15,
+            patience=20,
+        ),
+        "cpu": dict(
+            units=100,
+            batch_size=100,
+            optimizer="rmsprop",
+            learning_rate=0.001,
+            clip_norm=1.0,
+            epochs=2,
+            steps_per_epoch=150,
+            eval_batches=20,
+            zoneout_cells=0.15,
+            zoneout_states=0.15,
+        ),
+        "smoke": dict(
+            units=16,
+            batch_size=8,
+            optimizer="rmsprop",
+            learning_rate=0.001,
+            epochs=2,
+            steps_per_epoch=3,
+            eval_batches=2,
+            train_fraction=0.01,
+            zoneout_cells=0.15,
+            zoneout_states=0.15,
+            checkpoint_every=2,
+            log_every=1,
+        ),
+    },
+    "seq2seq": {
+        "paper": dict(
+            num_layers=2,
+            units=128,
+            embedding_dim=32,
+            batch_size=64,
+            learning_rate=0.01,
+            clip_norm=1.0,
+            epochs=100,
+            patience=100,
+            train_examples=50_000,
+            eval_examples=2_000,
+        ),
+        "cpu": dict(
+            num_layers=2,
+            units=128,
+            embedding_dim=32,
+            batch_size=64,
+            learning_rate=0.01,
+            epochs=20,
+            patience=20,
+            train_examples=20_000,
+            eval_examples=1_000,
+        ),
+        "smoke": dict(
+            num_layers=2,
+            units=16,
+            embedding_dim=8,
+            batch_size=16,
+            learning_rate=0.01,
+            epochs=2,
+            steps_per_epoch=4,
+            train_examples=200,
+            eval_examples=32,
+            checkpoint_every=3,
+            log_every=1,
+        ),
+    },
+    "gradient_propagation": {
+        "paper": dict(units=100, batch_size=100, optimizer="rmsprop", learning_rate=0.001, epochs=1),
+        "cpu": dict(
+            units=100, batch_size=100, optimizer="rmsprop", learning_rate=0.001, epochs=1, steps_per_epoch=100
+        ),
+        "smoke": dict(
+            units=8,
+            batch_size=8,
+            optimizer="rmsprop",
+            learning_rate=0.001,
+            epochs=1,
+            steps_per_epoch=2,
+            train_fraction=0.01,
+            eval_batches=1,
+            log_every=1,
+        ),
+    },
+    "semantic_consistency": {
+        "paper": dict(
+            units=2,
+            batch_size=32,
+            learning_rate=0.01,
+            seq_len=10,
+            epochs=20,
+            steps_per_epoch=100,
+            clip_norm=0.0,
+        ),
+        "cpu": dict(
+            units=2,
+            batch_size=32,
+            learning_rate=0.01,
+            seq_len=10,
+            epochs=20,
+            steps_per_epoch=100,
+            clip_norm=0.0,
+        ),
+        "smoke": dict(
+            units=2,
+            batch_size=8,
+            learning_rate=0.01,
+            seq_len=10,
+            epochs=2,
+            steps_per_epoch=5,
+            clip_norm=0.0,
+            log_every=1,
+        ),
+    },
+}
+# The analysis tasks compare several models; these fields name what they compare.
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+_CHOICES = {
+    "task": TASKS,
+    "preset": PRESETS,
+    "cell": CELL_TYPES,
+    "init": INITIALIZATIONS,
+    "optimizer": OPTIMIZERS,
+    "lr_schedule": LR_SCHEDULES,
+    "batching": BATCHING,
+    "strategy": STRATEGIES,
+    "seq2seq_task": ("addition", "program"),
+}
+_PROBABILITIES = (
+    "zoneout_cells",
+    "zoneout_states",
+    "dropout",
+    "input_gate_dropout",
+    "stochastic_depth",
+    "variational_input",
+    "variational_recurrent",
+    "curriculum_threshold",
+    "train_fraction",
+)
+_POSITIVE = (
+    "num_layers",
+    "units",
+    "embedding_dim",
+    "seq_len",
+    "batch_size",
+    "epochs",
+    "checkpoint_every",
+    "log_every",
+    "start_level",
+    "max_level",
+    "train_examples",
+    "eval_examples",
+)
+_NON_NEGATIVE = (
+    "learning_rate",
+    "clip_norm",
+    "weight_noise",
+    "norm_stabilizer",
+    "steps_per_epoch",
+    "patience",
+    "eval_batches",
+    "lr_decay",
+    "lr_decay_start",
+    "momentum",
+    "init_scale",
+)
+
+
+def _parse_value(name: str, text: str):
+    kind = typing.get_type_hints(RunConfig)[name]
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        return kind(text)
+    except ValueError:
+        raise ConfigError(f"--{name.replace('_', '-')}: {text!r} is not a valid {kind.__name__}") from None
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """``["--zoneout-cells", "0.5", "--share-mask=true"]`` -> {"zoneout_cells": 0.5, "share_mask": True}."""
+    overrides = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument {arg!r}; flags look like --units 256")
+        name, _, value = arg[2:].partition("=")
+        name = name.replace("-", "_")
+        if name not in _FIELDS or name in ("task", "preset"):
+            close = [f for f in _FIELDS if name.split("_")[0] in f][:5]
+            hint = f" (did you mean {', '.join('--' + c.replace('_', '-') for c in close)}?)" if close else ""
+            raise ConfigError(
+                f"unknown flag --{name.replace('_', '-')}{hint}; `zoneout train --help` lists them"
+            )
+        if not value:
+            if i + 1 >= len(args):
+                raise ConfigError(f"--{name.replace('_', '-')} needs a value")
+            value = args[i + 1]
+            i += 1
+        overrides[name] = _parse_value(name, value)
+        i += 1
+    return overrides
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Raise ConfigError naming the first bad field; return ``config`` otherwise."""
+    for name, choices in _CHOICES.items():
+        if getattr(config, name) not in choices:
+            raise ConfigError(f"{name}={getattr(config, name)!r} is not one of {', '.join(choices)}")
+    for name in _PROBABILITIES:
+        value = getattr(config, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}={value} must be a probability in [0, 1]")
+    for name in _POSITIVE:
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name}={getattr(config, name)} must be positive")
+    for name in _NON_NEGATIVE:
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name}={getattr(config, name)} must be >= 0")
+    if config.cell in ("gru", "rnn") and config.zoneout_cells:
+        raise ConfigError(
+            f"a {config.cell} has no cell state: use --zoneout-states (its h), not --zoneout-cells"
+        )
+    if config.output_gate_zoneout and not config.input_gate_dropout:
+        raise ConfigError(
+            "--output-gate-zoneout reuses the input-gate dropout mask: set --input-gate-dropout too"
+        )
+    if config.cell == "rnn" and config.input_gate_dropout:
+        raise ConfigError("--input-gate-dropout applies to lstm and gru (a tanh-RNN has no input gate)")
+    if config.train_fraction == 0:
+        raise ConfigError("train_fraction must be > 0")
+    if config.start_level > config.max_level:
+        raise ConfigError(f"start_level={config.start_level} is above max_level={config.max_level}")
+    if config.seq2seq_task == "addition" and config.max_level > 5:
+        raise ConfigError("the addition task pads numbers to at most 5 digits: --max-level must be <= 5")
+    return config
+
+
+def resolve(task: str, preset: str = "cpu", overrides: dict | None = None) -> RunConfig:
+    """The configuration of ``task`` under ``preset`` with ``overrides`` applied, validated."""
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESET_VALUES[task][preset], **(overrides or {})}
+    unknown = set(values) - set(_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {sorted(unknown)}")
+    return validate(RunConfig(task=task, preset=preset, **values))
+
+
+def load(run_dir: str | Path) -> RunConfig:
+    """The configuration saved in a run folder."""
+    data = json.loads((Path(run_dir) / "config.json").read_text())
+    return validate(RunConfig(**data))
+
+
+def flag_help() -> str:
+    """One line per field: ``--name (type, default)``, for --help."""
+    return "\n".join(
+        f"  --{f.name.replace('_', '-'):24s} {typing.get_type_hints(RunConfig)[f.name].__name__:6s} "
+        f"(default {f.default!r})"
+        for f in dataclasses.fields(RunConfig)
+        if f.name not in ("task", "preset")
+    )

@@ -1,0 +1,388 @@
+"""The one training loop of every task: distributed, checkpointed, resumable, guarded.
+
+``Trainer(task, run_dir).run()`` trains ``task`` under the configured tf.distribute
+strategy and leaves a run folder:
+
+    config.json  metrics.json  learning_curve.png  tensorboard/  checkpoints/  best/  export/
+
+Checkpoints (every ``checkpoint_every`` steps and after each epoch) hold the weights,
+the optimizer, the seed generators' states, the position in the data and the state
+carried between batches, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from train import distribute, run_files
+from train.config import RunConfig
+
+_KILL_AT_STEP = "ZONEOUT_TEST_KILL_AT_STEP"  # tests: SIGKILL self after this global step
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as asked (exists without --resume, or missing with it)."""
+
+
+def make_optimizer(config: RunConfig) -> keras.Optimizer:
+    """The configured optimizer; its learning rate is a variable the schedule assigns."""
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(config.learning_rate)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+    return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
+
+
+def scheduled_learning_rate(config: RunConfig, epoch: int, current: float, plateaued: bool) -> float:
+    """Learning rate for ``epoch`` (0-based).
+
+    constant; zaremba: ``lr * decay**max(0, epoch + 1 - decay_start)`` (Zaremba et
+    al.: constant for ``decay_start`` epochs, then multiplied by ``decay`` each epoch);
+    exponential: ``lr * decay**epoch``; plateau: ``current * decay`` after an epoch
+    without validation improvement.
+    """
+    if config.lr_schedule == "zaremba":
+        return config.learning_rate * config.lr_decay ** max(0, epoch + 1 - config.lr_decay_start)
+    if config.lr_schedule == "exponential":
+        return config.learning_rate * config.lr_decay**epoch
+    if config.lr_schedule == "plateau":
+        return current * config.lr_decay if plateaued else current
+    return config.learning_rate
+
+
+def weights_digest(model) -> str:
+    """sha256 of every weight's bytes, in order: equal digests mean bitwise-equal weights."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
+class Trainer:
+    """Runs one task's training in ``run_dir`` (see the module docstring)."""
+
+    def __init__(self, task, run_dir: str | os.PathLike, resume: bool = False, show_progress: bool = True):
+        self.task = task
+        self.config: RunConfig = task.config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.chief = distribute.is_chief()
+        self.show_progress = show_progress and self.chief
+        self._check_run_dir()
+
+    def _check_run_dir(self):
+        has_checkpoint = (self.run_dir / "checkpoints" / "checkpoint").exists()
+        if self.resume and not has_checkpoint:
+            raise RunFolderError(f"--resume: {self.run_dir} has no checkpoint to resume from")
+        if not self.resume and has_checkpoint:
+            raise RunFolderError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it "
+                "or choose another --run-dir"
+            )
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _build(self):
+        config = self.config
+        self.strategy = distribute.make_strategy(config.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if config.batch_size % self.replicas:
+            raise ValueError(
+                f"batch_size={config.batch_size} does not split over {self.replicas} replicas; "
+                "use a multiple of the replica count"
+            )
+        self.replica_batch = config.batch_size // self.replicas
+        with self.strategy.scope():
+            self.model = self.task.build_model(jit_compile=True)
+            self.model(self.task.sample_batch(), training=False)
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+        self.progress = {
+            "epoch": tf.Variable(0, dtype=tf.int64),
+            "step_in_epoch": tf.Variable(0, dtype=tf.int64),
+            "global_step": tf.Variable(0, dtype=tf.int64),
+            "best": tf.Variable(math.inf, dtype=tf.float64),
+            "bad_epochs": tf.Variable(0, dtype=tf.int64),
+        }
+        carry = self.task.initial_carry(config.batch_size)
+        self.carry_store = [tf.Variable(c) for c in carry]
+        checkpoint = tf.train.Checkpoint(
+            weights=list(self.model.variables),
+            optimizer=list(self.optimizer.variables),
+            progress=self.progress,
+            task=self.task.state_variables(),
+            carry=self.carry_store,
+        )
+        checkpoint_dir = self.run_dir / "checkpoints"
+        if not self.chief:  # every worker takes part in saving; only the chief's copy is kept
+            checkpoint_dir = Path(tempfile.mkdtemp(prefix="zoneout-worker-ckpt-"))
+        self.manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+        best_dir = self.run_dir / "best" if self.chief else Path(tempfile.mkdtemp(prefix="zoneout-best-"))
+        self.best = tf.train.CheckpointManager(
+            tf.train.Checkpoint(weights=list(self.model.variables)), str(best_dir), max_to_keep=1
+        )
+        self._worker_dirs = [] if self.chief else [checkpoint_dir, best_dir]
+        self.train_step = self._make_train_step()
+
+    def _make_train_step(self):
+        model, optimizer, task, config = self.model, self.optimizer, self.task, self.config
+        replicas = self.replicas
+        variables = model.trainable_variables
+
+        def replica_step(batch, carry):
+            context = tf.distribute.get_replica_context()
+            with tf.GradientTape() as tape:
+                loss_sum, count, new_carry = task.loss(model, batch, carry, training=True)
+                total = context.all_reduce(tf.distribute.ReduceOp.SUM, count) if replicas > 1 else count
+                loss = loss_sum / total
+                if model.losses:  # norm stabilizer: a per-replica mean, averaged over replicas
+                    loss += tf.add_n(model.losses) / replicas
+            grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+            if replicas > 1:
+                grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            norm = tf.linalg.global_norm(grads)
+            if config.clip_norm:
+                grads, _ = tf.clip_by_global_norm(grads, config.clip_norm, use_norm=norm)
+            # The optimizer sums gradients over replicas once more: hand it 1/R of the total.
+            optimizer.apply([g / replicas for g in grads], variables)
+            return loss_sum, count, new_carry, norm
+
+        @tf.function(jit_compile=config.jit_compile and replicas == 1)
+        def train_step(batch, carry):
+            loss_sum, count, new_carry, norm = self.strategy.run(replica_step, args=(batch, carry))
+            reduce = self.strategy.reduce
+            return (
+                reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+                reduce(tf.distribute.ReduceOp.SUM, count, axis=None),
+                new_carry,
+                reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None),
+            )
+
+        return train_step
+
+    def _distribute_carry(self, values):
+        """Per-replica slices of the global carry tensors."""
+        if not values:
+            return []
+        if self.replicas == 1:
+            return [tf.convert_to_tensor(v) for v in values]
+        rows = self.replica_batch
+
+        def slice_for(context):
+            start = context.replica_id_in_sync_group * rows
+            return [tf.convert_to_tensor(v)[start : start + rows] for v in values]
+
+        return self.strategy.experimental_distribute_values_from_function(slice_for)
+
+    def _store_carry(self, carry):
+        for variable, value in zip(self.carry_store, carry):
+            if self.replicas > 1:
+                value = self.strategy.gather(value, axis=0)
+            variable.assign(value)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Train (or resume), evaluate on the test split, export; returns the final metrics."""
+        config = self.config
+        self._build()
+        if self.chief:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            run_files.write_json(self.run_dir / "config.json", json.loads(config.to_json()))
+        history: list[dict] = []
+        if self.resume:
+            self.manager.restore_or_initialize()
+            done = int(self.progress["epoch"].numpy())
+            history = [
+                h
+                for h in run_files.read_json(self.run_dir / "metrics.json", {}).get("epochs", [])
+                if h["epoch"] < done
+            ]
+            if self.chief:
+                print(
+                    f"resuming {self.run_dir} at epoch {done + 1}, step {int(self.progress['step_in_epoch'])}"
+                )
+        writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) if self.chief else None
+        stopped_early = False
+        try:
+            while int(self.progress["epoch"]) < config.epochs:
+                if config.patience and int(self.progress["bad_epochs"]) >= config.patience:
+                    stopped_early = True
+                    break
+                history.append(self._train_epoch(int(self.progress["epoch"]), history, writer))
+                self._write_metrics(history, final=None)
+            else:
+                stopped_early = bool(config.patience) and int(self.progress["bad_epochs"]) >= config.patience
+        finally:
+            if writer is not None:
+                writer.close()
+        final = self._finish(history, stopped_early)
+        for folder in self._worker_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        return final
+
+    def _train_epoch(self, epoch: int, history: list[dict], writer) -> dict:
+        config, task = self.config, self.task
+        lr_variable = self.optimizer.learning_rate
+        plateaued = (
+            bool(history) and int(self.progress["bad_epochs"]) > 0 and history[-1].get("improved") is False
+        )
+        if int(self.progress["step_in_epoch"]) == 0:
+            lr_variable.assign(scheduled_learning_rate(config, epoch, float(lr_variable.numpy()), plateaued))
+        dataset = task.train_batches(epoch)
+        num_batches = int(dataset.cardinality())
+        if config.steps_per_epoch:
+            num_batches = (
+                min(num_batches, config.steps_per_epoch) if num_batches > 0 else config.steps_per_epoch
+            )
+            dataset = dataset.take(num_batches)
+        start_step = int(self.progress["step_in_epoch"])
+        dataset = dataset.skip(start_step)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+        carry = self._distribute_carry(
+            [v.numpy() for v in self.carry_store] if start_step else task.initial_carry(config.batch_size)
+        )
+        bar = tqdm(
+            total=num_batches,
+            initial=start_step,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not self.show_progress,
+            dynamic_ncols=True,
+            unit="batch",
+        )
+        loss_total = count_total = 0.0
+        tokens = task.tokens_per_batch()
+        started = time.perf_counter()
+        steps_run = 0
+        kill_at = int(os.environ.get(_KILL_AT_STEP, "0"))
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            loss_sum, count, carry, grad_norm = self.train_step(batch, carry)
+            loss_sum, count = float(loss_sum), float(count)
+            step = int(self.progress["global_step"].assign_add(1))
+            self.progress["step_in_epoch"].assign_add(1)
+            if not math.isfinite(loss_sum):
+                bar.close()
+                last = self.manager.latest_checkpoint or "none yet"
+                raise TrainingDivergedError(
+                    f"the training loss became {loss_sum} at epoch {epoch + 1}, step {step}; stopped without "
+                    f"saving. Last good checkpoint: {last}. Lower --learning-rate or set --clip-norm, then "
+                    "--resume."
+                )
+            loss_total += loss_sum
+            count_total += count
+            steps_run += 1
+            rate = steps_run * tokens / (time.perf_counter() - started)
+            metric = task.train_metric(loss_sum / count)
+            bar.set_postfix(
+                loss=f"{loss_sum / count:.3f}",
+                **({task.metric: f"{metric:.3f}"} if metric is not None else {}),
+                tok_s=f"{rate:,.0f}",
+            )
+            bar.update(1)
+            if writer is not None and step % config.log_every == 0:
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", loss_sum / count)
+                    tf.summary.scalar("train/grad_norm", grad_norm)
+                    tf.summary.scalar("train/tokens_per_second", rate)
+            if step % config.checkpoint_every == 0:
+                self._store_carry(carry)
+                self.manager.save(checkpoint_number=step)
+            if kill_at and step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.close()
+        seconds = time.perf_counter() - started
+        validation = task.evaluate(self.model, "validation")
+        value = validation[task.metric]
+        improved = value < float(self.progress["best"])
+        if improved:
+            self.progress["best"].assign(value)
+            self.progress["bad_epochs"].assign(0)
+            self.best.save(checkpoint_number=epoch + 1)
+        else:
+            self.progress["bad_epochs"].assign_add(1)
+        notes = task.end_of_epoch(validation)
+        mean_loss = loss_total / max(count_total, 1.0)
+        record = {
+            "epoch": epoch,
+            "train_loss": mean_loss,
+            "train_metric": task.train_metric(mean_loss),
+            "validation": validation,
+            "learning_rate": float(lr_variable.numpy()),
+            "improved": bool(improved),
+            "seconds": seconds,
+            "tokens_per_second": steps_run * tokens / seconds if steps_run else None,
+            **notes,
+        }
+        if writer is not None:
+            with writer.as_default(step=epoch + 1):
+                for name, number in validation.items():
+                    if isinstance(number, int | float):
+                        tf.summary.scalar(f"validation/{name}", number)
+                tf.summary.scalar("learning_rate", record["learning_rate"])
+        if self.show_progress:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in validation.items() if isinstance(v, float))
+            print(f"epoch {epoch + 1}: train loss {mean_loss:.4f}; validation {shown}", flush=True)
+        self.progress["epoch"].assign(epoch + 1)
+        self.progress["step_in_epoch"].assign(0)
+        self.manager.save(checkpoint_number=int(self.progress["global_step"]))
+        return record
+
+    def _write_metrics(self, history, final):
+        if not self.chief:
+            return
+        run_files.write_json(
+            self.run_dir / "metrics.json", {"epochs": history, **({"final": final} if final else {})}
+        )
+        if history:
+            run_files.plot_learning_curve(
+                history,
+                self.task.metric,
+                self.run_dir / "learning_curve.png",
+                f"{self.config.task} ({self.config.preset}): {self.config.cell} {self.config.units}, "
+                f"z_c={self.config.zoneout_cells} z_h={self.config.zoneout_states}",
+            )
+
+    def _finish(self, history, stopped_early: bool) -> dict:
+        if self.best.latest_checkpoint:
+            self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
+        test = self.task.evaluate(self.model, "test")
+        final = {
+            "test": test,
+            "best_validation": float(self.progress["best"]),
+            "epochs_run": len(history),
+            "stopped_early": stopped_early,
+            "weights_sha256": weights_digest(self.model),
+        }
+        worker = distribute.worker_index()
+        if "TF_CONFIG" in os.environ:
+            run_files.write_json(self.run_dir / "workers" / f"worker-{worker}.json", final)
+        if self.chief:
+            self._write_metrics(history, final)
+            metadata = {
+                "task": self.config.task,
+                "config": json.loads(self.config.to_json()),
+                "metrics": {"test": test, "best_validation": final["best_validation"]},
+            }
+            self.task.export(self.model, self.run_dir / "export", metadata)
+            print(f"test: {', '.join(f'{k} {v:.4f}' for k, v in test.items() if isinstance(v, float))}")
+            print(f"run folder: {self.run_dir}")
+        return final

@@ -1,0 +1,86 @@
+"""What the training loop needs from an experiment."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_zoneout.models.recurrent import RecurrentSpec
+from train.config import RunConfig
+
+
+def recurrent_spec(config: RunConfig, max_timesteps: int = 1000, jit_compile: bool = True) -> RecurrentSpec:
+    """The recurrent layers' description from a run configuration."""
+    return RecurrentSpec(
+        cell=config.cell,
+        units=config.units,
+        zoneout_cells=config.zoneout_cells,
+        zoneout_states=config.zoneout_states,
+        share_mask=config.share_mask,
+        static_mask=config.static_mask,
+        input_gate_dropout=config.input_gate_dropout,
+        output_gate_zoneout=config.output_gate_zoneout,
+        weight_noise=config.weight_noise,
+        norm_stabilizer=config.norm_stabilizer,
+        stochastic_depth=config.stochastic_depth,
+        variational_dropout=(config.variational_input, config.variational_recurrent),
+        init=config.init,
+        init_scale=config.init_scale,
+        max_timesteps=max_timesteps,
+        jit_compile=jit_compile,
+    )
+
+
+class Task:
+    """An experiment: its model, data, loss, evaluation and export.
+
+    Subclasses set ``metric`` (name of the reported metric; lower is better) and
+    implement the methods below. ``batch`` is whatever ``train_batches`` yields.
+    """
+
+    metric = "loss"
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+
+    def build_model(self, jit_compile: bool = True) -> keras.Model:
+        raise NotImplementedError
+
+    def sample_batch(self):
+        """A batch to build the model's variables with."""
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int) -> tf.data.Dataset:
+        """Global training batches of ``epoch``, the same for the same (seed, epoch)."""
+        raise NotImplementedError
+
+    def tokens_per_batch(self) -> int:
+        """Input steps per global batch (for the tokens/s figure)."""
+        return self.config.batch_size * self.config.seq_len
+
+    def initial_carry(self, batch_size: int) -> list:
+        """State carried from batch to batch ([] for none), for ``batch_size`` rows."""
+        return []
+
+    def loss(self, model, batch, carry, training: bool):
+        """(summed loss, number of items it sums over, new carry) of one batch on one replica."""
+        raise NotImplementedError
+
+    def train_metric(self, mean_loss: float) -> float | None:
+        """The task's metric from the training loss, when it is a function of it."""
+        return None
+
+    def evaluate(self, model, split: str) -> dict:
+        """{"loss": ..., self.metric: ..., ...} on ``split`` ("validation" or "test")."""
+        raise NotImplementedError
+
+    def state_variables(self) -> dict:
+        """Task state to checkpoint (e.g. the curriculum level)."""
+        return {}
+
+    def end_of_epoch(self, validation: dict) -> dict:
+        """Called after validation; returns notes for the metrics (e.g. a curriculum step)."""
+        return {}
+
+    def export(self, model, directory, metadata: dict) -> None:
+        raise NotImplementedError

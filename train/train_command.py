@@ -1,0 +1,81 @@
+"""``zoneout train TASK [--preset P] [--run-dir D] [--resume] [--FLAG VALUE ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from train import config as config_lib
+
+ANALYSIS_TASKS = ("gradient_propagation", "semantic_consistency")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a task of the paper (char_ptb, word_ptb, text8, pmnist, seq2seq, ...)",
+        description=(
+            "Train one experiment of the paper and export it. Any field of the configuration can be "
+            "overridden with --field-name VALUE (zoneout_* are KEEP probabilities; dropout-like fields "
+            "are DROP probabilities)."
+        ),
+        epilog="configuration fields:\n" + config_lib.flag_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("task", help=f"one of {', '.join(config_lib.TASKS)}")
+    parser.add_argument("--preset", default="cpu", help="paper | cpu | smoke (default cpu)")
+    parser.add_argument("--run-dir", help="run folder (default runs/TASK-PRESET-TIME)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--data-dir", help="folder with the raw data files (else $ZONEOUT_DATA_DIR or download)")
+    parser.add_argument("--tfds-dir", help="TFDS data folder (default ~/tensorflow_datasets)")
+    parser.set_defaults(run=run, overrides=[])
+
+
+def resolve_config(args) -> config_lib.RunConfig:
+    """The run's configuration: from the run folder when resuming, else preset + flags."""
+    overrides = config_lib.parse_overrides(args.overrides)
+    if args.resume:
+        if not args.run_dir:
+            raise config_lib.ConfigError("--resume needs --run-dir (the run to continue)")
+        saved = config_lib.load(args.run_dir)
+        if saved.task != args.task:
+            raise config_lib.ConfigError(f"{args.run_dir} is a {saved.task} run, not {args.task}")
+        changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
+        if changed:
+            raise config_lib.ConfigError(
+                f"--resume continues the saved configuration; these flags differ from it: {changed}"
+            )
+        return saved
+    return config_lib.resolve(args.task, args.preset, overrides)
+
+
+def run(args) -> int:
+    from tf_zoneout.data import DataError
+
+    try:
+        config = resolve_config(args)
+    except config_lib.ConfigError as error:
+        print(f"zoneout train: error: {error}", file=sys.stderr)
+        return 2
+    run_dir = Path(args.run_dir or f"runs/{config.task}-{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.data_dir:
+        os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
+    from train.loop import RunFolderError, Trainer, TrainingDivergedError
+
+    try:
+        if config.task in ANALYSIS_TASKS:
+            from train import analysis
+
+            analysis.run(config, run_dir, args.tfds_dir, resume=args.resume)
+        else:
+            from train import tasks
+
+            Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume).run()
+    except (RunFolderError, TrainingDivergedError, DataError, ValueError) as error:
+        print(f"zoneout train: error: {error}", file=sys.stderr)
+        return 1
+    return 0
