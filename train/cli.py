@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train import data_command, train_command
+from train import data_command, export_command, train_command, use_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     data_command.add_parser(subparsers)
     train_command.add_parser(subparsers)
+    export_command.add_parser(subparsers)
+    use_command.add_parsers(subparsers)
     return parser
 
 

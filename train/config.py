@@ -343,6 +343,7 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             epochs=20,
             steps_per_epoch=100,
             clip_norm=0.0,
+            compare="0,0.1,0.9",
         ),
         "cpu": dict(
             units=2,
@@ -352,6 +353,7 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             epochs=20,
             steps_per_epoch=100,
             clip_norm=0.0,
+            compare="0,0.1,0.9",
         ),
         "smoke": dict(
             units=2,
@@ -361,6 +363,7 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             epochs=2,
             steps_per_epoch=5,
             clip_norm=0.0,
+            compare="0,0.1,0.9",
             log_every=1,
         ),
     },

@@ -320,6 +320,9 @@ class Trainer:
         else:
             self.progress["bad_epochs"].assign_add(1)
         notes = task.end_of_epoch(validation)
+        if notes.pop("reset_best", False):
+            self.progress["best"].assign(math.inf)
+            self.progress["bad_epochs"].assign(0)
         mean_loss = loss_total / max(count_total, 1.0)
         record = {
             "epoch": epoch,

@@ -29,7 +29,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--preset", default="cpu", help="paper | cpu | smoke (default cpu)")
     parser.add_argument("--run-dir", help="run folder (default runs/TASK-PRESET-TIME)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--data-dir", help="folder with the raw data files (else $ZONEOUT_DATA_DIR or download)")
+    parser.add_argument(
+        "--data-dir", help="folder with the raw data files (else $ZONEOUT_DATA_DIR or download)"
+    )
     parser.add_argument("--tfds-dir", help="TFDS data folder (default ~/tensorflow_datasets)")
     parser.set_defaults(run=run, overrides=[])
 

@@ -28,7 +28,7 @@ def pmnist_dataset(
         split: "train" (50,000), "validation" (the last 10,000 training images) or "test".
         batch_size: examples per batch.
         permute_seed: seed of the pixel permutation; None gives unpermuted sequential MNIST.
-        shuffle_seed: shuffle the examples with this seed (None: keep the order).
+        shuffle_seed: shuffle the examples in an order fixed by this seed (None: keep the order).
     """
     builder = tfds.builder("zoneout_mnist", data_dir=tfds_dir)
     builder.download_and_prepare()
@@ -42,6 +42,7 @@ def pmnist_dataset(
         return pixels[:, None], label
 
     if shuffle_seed is not None:
-        ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=True)
+        # One fixed order per seed: callers pass a new seed per epoch (resumable runs).
+        ds = ds.shuffle(10_000, seed=shuffle_seed, reshuffle_each_iteration=False)
     ds = ds.map(to_sequence, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

@@ -106,12 +106,21 @@ def generate(task: str, split: str, count: int, seed: int, level: int = 2) -> li
     return examples
 
 
-def encode(examples, task: str):
-    """Id arrays (problems [N, P] left-padded, answers [N, A] right-padded) for a task's symbols."""
+def encode(examples, task: str, problem_len: int | None = None, answer_len: int | None = None):
+    """Id arrays (problems [N, P] left-padded, answers [N, A] right-padded) for a task's symbols.
+
+    P and A are the addition task's fixed sizes; for programs, the longest in
+    ``examples`` (+1 pad for answers) unless given.
+    """
     symbols = ADDITION_SYMBOLS if task == "addition" else PROGRAM_SYMBOLS
     index = {s: i for i, s in enumerate(symbols)}
-    problem_len = ADDITION_PROBLEM_LEN if task == "addition" else max(len(p) for p, _ in examples)
-    answer_len = ADDITION_ANSWER_LEN if task == "addition" else max(len(a) for _, a in examples) + 1
+    if task == "addition":
+        problem_len, answer_len = ADDITION_PROBLEM_LEN, ADDITION_ANSWER_LEN
+    problem_len = problem_len or max(len(p) for p, _ in examples)
+    answer_len = answer_len or max(len(a) for _, a in examples) + 1
+    too_long = [p for p, a in examples if len(p) > problem_len or len(a) > answer_len]
+    if too_long:
+        raise ValueError(f"{len(too_long)} example(s) exceed the padded sizes, e.g. {too_long[0]!r}")
     problems = np.full((len(examples), problem_len), index[PAD], np.int32)
     answers = np.full((len(examples), answer_len), index[PAD], np.int32)
     for row, (problem, answer) in enumerate(examples):

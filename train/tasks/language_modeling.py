@@ -116,7 +116,9 @@ class LanguageModelingTask(Task):
         c = self.config
         ids = self.ids(split)
         rows = min(EVAL_ROWS, max(1, len(ids) // (c.seq_len + 1)))
-        carried_nll, carried_count = self._nll(model, lm.contiguous_batches(ids, rows, c.seq_len), carried=True)
+        carried_nll, carried_count = self._nll(
+            model, lm.contiguous_batches(ids, rows, c.seq_len), carried=True
+        )
         fresh_nll, fresh_count = self._nll(
             model, lm.chunk_batches(ids, c.batch_size, c.seq_len, drop_remainder=False), carried=False
         )

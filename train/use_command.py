@@ -1,0 +1,101 @@
+"""``zoneout sample`` and ``zoneout score``: call an export's signatures (TensorFlow only).
+
+EXPORT is a SavedModel folder, or a model folder in TF Serving's layout (its highest
+version is used). Nothing of this project runs in the loop: the signatures tokenize,
+sample and score inside the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from train.export_command import versions
+
+
+def resolve_export(path: Path) -> Path:
+    """The SavedModel folder for ``path`` (itself, or its highest numeric version)."""
+    if (path / "saved_model.pb").exists():
+        return path
+    found = versions(path)
+    if found:
+        return path / str(found[-1])
+    raise FileNotFoundError(f"{path} is neither a SavedModel folder nor a model folder with versions")
+
+
+def _load(path: Path):
+    import tensorflow as tf
+
+    directory = resolve_export(path)
+    metadata_file = directory / "metadata.json"
+    metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+    return tf.saved_model.load(str(directory)), metadata
+
+
+def sample(args) -> int:
+    import tensorflow as tf
+
+    model, metadata = _load(args.export)
+    if metadata.get("kind") == "seq2seq":
+        answer = model.signatures["serving_default"](problem=tf.constant([args.prompt]))["answer"]
+        print(answer.numpy()[0].decode())
+        return 0
+    if metadata.get("kind") not in (None, "language_model"):
+        print(f"zoneout sample: error: a {metadata['kind']} export does not generate text", file=sys.stderr)
+        return 1
+    out = model.signatures["serving_default"](
+        prompt=tf.constant([args.prompt]),
+        max_new_tokens=tf.constant([args.max_new_tokens], tf.int32),
+        temperature=tf.constant([args.temperature], tf.float32),
+        top_k=tf.constant([args.top_k], tf.int32),
+        top_p=tf.constant([args.top_p], tf.float32),
+        seed=tf.constant([args.seed], tf.int64),
+    )
+    print(args.prompt + out["text"].numpy()[0].decode())
+    return 0
+
+
+def score(args) -> int:
+    import tensorflow as tf
+
+    if (args.text is None) == (args.file is None):
+        print("zoneout score: error: give exactly one of --text or --file", file=sys.stderr)
+        return 2
+    text = args.text if args.text is not None else Path(args.file).read_text()
+    model, metadata = _load(args.export)
+    if "score" not in model.signatures:
+        print("zoneout score: error: this export has no `score` signature", file=sys.stderr)
+        return 1
+    out = model.signatures["score"](text=tf.constant([text]))
+    bits = float(out["bits_per_token"][0])
+    unit = "character" if metadata.get("level") == "char" else "token"
+    result = {
+        "num_tokens": int(out["num_tokens"][0]),
+        f"bits_per_{unit}": bits,
+        "perplexity": math.pow(2.0, bits),
+        "nll_nats": float(out["nll"][0]),
+        "num_unknown": int(out["num_unknown"][0]),
+    }
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample", help="generate text from an export (or answer a seq2seq problem)"
+    )
+    parser.add_argument("export", type=Path, help="SavedModel folder or BASE/NAME model folder")
+    parser.add_argument("--prompt", default="", help="text to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=1.0, help="<= 0 for greedy")
+    parser.add_argument("--top-k", type=int, default=0, help="0: off")
+    parser.add_argument("--top-p", type=float, default=1.0, help="1: off")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run=sample)
+    parser = subparsers.add_parser("score", help="bits per token and perplexity of a text under an export")
+    parser.add_argument("export", type=Path, help="SavedModel folder or BASE/NAME model folder")
+    parser.add_argument("--text", help="the text to score")
+    parser.add_argument("--file", help="a UTF-8 file to score")
+    parser.set_defaults(run=score)
