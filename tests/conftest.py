@@ -81,3 +81,27 @@ def shared_data_dir():
 def tfds_dir(tmp_path_factory):
     """A TFDS cache folder shared by the tests of one session."""
     return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture
+def small_text8(tmp_path, monkeypatch):
+    """A 300,000-character file in text8's format, registered as the text8 source.
+
+    Returns (TFDS folder to prepare it in, the text bytes).
+    """
+    import hashlib
+    import string
+
+    from tf_zoneout.data import sources
+
+    rng = np.random.default_rng(0)
+    alphabet = np.array(list(" " + string.ascii_lowercase))
+    text = "".join(alphabet[rng.integers(0, 27, size=300_000)]).encode()
+    (tmp_path / "text8").mkdir()
+    (tmp_path / "text8" / "text8").write_bytes(text)
+    small = sources.SourceFile(
+        "text8/text8", None, len(text), sources.TEXT8_URL, "text8", hashlib.md5(text).hexdigest()
+    )
+    monkeypatch.setitem(sources.FILES, "text8/text8", small)
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))
+    return str(tmp_path / "tfds"), text

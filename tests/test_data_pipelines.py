@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,18 +103,8 @@ def test_pmnist_pipeline(tfds_dir):
     assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_text8_on_a_small_file_in_its_format(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    alphabet = np.array(list(" " + string.ascii_lowercase))
-    text = "".join(alphabet[rng.integers(0, 27, size=300_000)]).encode()
-    (tmp_path / "text8").mkdir()
-    (tmp_path / "text8" / "text8").write_bytes(text)
-    small = sources.SourceFile(
-        "text8/text8", None, len(text), sources.TEXT8_URL, "text8", hashlib.md5(text).hexdigest()
-    )
-    monkeypatch.setitem(sources.FILES, "text8/text8", small)
-    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))
-    tfds_dir = str(tmp_path / "tfds")
+def test_text8_on_a_small_file_in_its_format(small_text8):
+    tfds_dir, text = small_text8
     bounds = wiki_text8.split_bounds(len(text))
     assert bounds == {"train": (0, 270_000), "validation": (270_000, 285_000), "test": (285_000, 300_000)}
     assert wiki_text8.split_bounds(100_000_000)["validation"] == (90_000_000, 95_000_000)
@@ -127,6 +116,6 @@ def test_text8_on_a_small_file_in_its_format(tmp_path, monkeypatch):
         ids = lm.token_ids("text8", split, vocabulary, tfds_dir)
         assert len(ids) == stop - start
     # A corrupt copy is refused with the clear error.
-    (tmp_path / "text8" / "text8").write_bytes(text[:-1] + b"x")
+    (Path(tfds_dir).parent / "text8" / "text8").write_bytes(text[:-1] + b"x")
     with pytest.raises(sources.DataError, match="text8"):
         sources.read("text8/text8")

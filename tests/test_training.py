@@ -1,0 +1,188 @@
+"""End-to-end smoke runs of every task: train, evaluate, export, reload, compare."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import shared_data_dir
+
+from train import analysis, tasks
+from train import config as config_lib
+from train.loop import Trainer
+
+RUN_FILES = (
+    "config.json",
+    "metrics.json",
+    "learning_curve.png",
+    "export/saved_model.pb",
+    "export/metadata.json",
+)
+
+
+def smoke(task_name, run_dir, tfds_dir=None, **overrides):
+    """Train ``task_name`` with the smoke preset; returns (trainer, final metrics)."""
+    config = config_lib.resolve(task_name, "smoke", overrides)
+    trainer = Trainer(tasks.get(config, tfds_dir), run_dir, show_progress=False)
+    return trainer, trainer.run()
+
+
+def assert_run_folder(run_dir, metric):
+    for name in RUN_FILES:
+        assert (run_dir / name).exists(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 2
+    for epoch in metrics["epochs"]:
+        assert math.isfinite(epoch["train_loss"]) and math.isfinite(epoch["validation"][metric])
+    assert math.isfinite(metrics["final"]["test"][metric])
+    return metrics
+
+
+def in_memory_nll(task, model, text: str) -> tuple[float, int]:
+    """NLL (nats) of ``text`` under the in-memory model, tokenized in Python as the export does."""
+    vocabulary = task.vocabulary
+    if vocabulary.dataset == "ptb_word":
+        tokens = [vocabulary.eol, *text.lower().split()]
+    else:
+        space = "_" if vocabulary.dataset == "ptb_char" else " "
+        start = vocabulary.eol or " "
+        tokens = [start, *(space if ch == " " else ch for ch in text)]
+    ids = np.asarray([vocabulary.encode(tokens)], np.int32)
+    logits, _ = model(ids[:, :-1], training=False)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ids[:, 1:], logits=logits)
+    return float(tf.reduce_sum(nll)), ids.shape[1] - 1
+
+
+def generate(signature, prompts, seeds, max_new_tokens=30, temperature=1.0, top_k=0, top_p=1.0):
+    n = len(prompts)
+    return signature(
+        prompt=tf.constant(prompts),
+        max_new_tokens=tf.constant([max_new_tokens] * n, tf.int32),
+        temperature=tf.constant([temperature] * n, tf.float32),
+        top_k=tf.constant([top_k] * n, tf.int32),
+        top_p=tf.constant([top_p] * n, tf.float32),
+        seed=tf.constant(seeds, tf.int64),
+    )
+
+
+def check_language_model_export(trainer, run_dir, text):
+    exported = tf.saved_model.load(str(run_dir / "export"))
+    assert set(exported.signatures) == {"serving_default", "score"}
+    # The exported score equals the in-memory model's loss on the same text.
+    scored = exported.signatures["score"](text=tf.constant([text, text[:5]]))
+    nll, count = in_memory_nll(trainer.task, trainer.model, text)
+    assert int(scored["num_tokens"][0]) == count
+    np.testing.assert_allclose(float(scored["nll"][0]), nll, rtol=1e-4)
+    np.testing.assert_allclose(float(scored["bits_per_token"][0]), nll / count / math.log(2), rtol=1e-4)
+    np.testing.assert_allclose(
+        scored["token_surprisal"][0, :count].numpy().sum(), nll / math.log(2), rtol=1e-4
+    )
+    # Generation: deterministic for a seed, different across seeds, batch-independent.
+    signature = exported.signatures["serving_default"]
+    first = generate(signature, ["the ", "a"], [1, 2])
+    again = generate(signature, ["the ", "a"], [1, 2])
+    other = generate(signature, ["the ", "the "], [1, 3])
+    np.testing.assert_array_equal(first["text"].numpy(), again["text"].numpy())
+    assert first["text"].numpy()[0] == other["text"].numpy()[0]  # same prompt and seed, other batch
+    assert first["text"].numpy()[0] != other["text"].numpy()[1]
+    assert np.all(np.isfinite(first["logprob"].numpy())) and np.all(first["logprob"].numpy() <= 0)
+    greedy = generate(signature, ["the ", "the "], [1, 2], temperature=0.0)
+    assert greedy["text"].numpy()[0] == greedy["text"].numpy()[1]
+    top1 = generate(signature, ["the "], [5], top_k=1)
+    assert top1["text"].numpy()[0] == greedy["text"].numpy()[0]
+
+
+@pytest.mark.parametrize("task_name", ["char_ptb", "word_ptb"])
+def test_ptb_language_model_end_to_end(task_name, tmp_path, tfds_dir):
+    shared_data_dir()
+    trainer, final = smoke(task_name, tmp_path / "run", tfds_dir)
+    metrics = assert_run_folder(tmp_path / "run", trainer.task.metric)
+    test = metrics["final"]["test"]
+    metric = trainer.task.metric
+    assert {"loss", metric, "loss_fresh_state", f"{metric}_fresh_state"} <= set(test)
+    metadata = json.loads((tmp_path / "run" / "export" / "metadata.json").read_text())
+    assert metadata["task"] == task_name and metadata["vocab_size"] == len(trainer.task.vocabulary)
+    check_language_model_export(trainer, tmp_path / "run", "the company said it expects")
+
+
+def test_text8_language_model_on_a_small_file(small_text8, tmp_path):
+    tfds_dir, _ = small_text8
+    trainer, _ = smoke("text8", tmp_path / "run", tfds_dir)
+    assert_run_folder(tmp_path / "run", "bpc")
+    check_language_model_export(trainer, tmp_path / "run", "anarchism originated as a term")
+
+
+def test_pmnist_end_to_end_and_classifier_export(tmp_path, tfds_dir):
+    shared_data_dir()
+    trainer, _ = smoke("pmnist", tmp_path / "run", tfds_dir)
+    assert_run_folder(tmp_path / "run", "error")
+    exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
+    from tf_zoneout.data import pmnist
+
+    images, labels = next(iter(pmnist.pmnist_dataset("test", 4, permute_seed=None, tfds_dir=tfds_dir)))
+    pixels = tf.reshape(images, [4, 784])
+    out = exported.signatures["serving_default"](pixels=pixels)
+    permuted = tf.gather(pixels, pmnist.permutation(trainer.config.seed), axis=1)[:, :, None]
+    expected = tf.nn.softmax(trainer.model(permuted, training=False))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_pmnist_with_recurrent_batchnorm_and_shared_zoneout_mask(tmp_path, tfds_dir):
+    shared_data_dir()
+    _, final = smoke("pmnist", tmp_path / "run", tfds_dir, cell="bn_lstm", share_mask=True)
+    assert math.isfinite(final["test"]["error"])
+
+
+def test_seq2seq_end_to_end_and_export(tmp_path):
+    trainer, _ = smoke("seq2seq", tmp_path / "run")
+    assert_run_folder(tmp_path / "run", "sequence_error")
+    exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
+    problems = ["12+34", "7+5", "99+1"]
+    answers = exported.signatures["serving_default"](problem=tf.constant(problems))["answer"].numpy()
+    task = trainer.task
+    from tf_zoneout.data import seq2seq as data
+
+    ids, _ = data.encode([(p, "0") for p in problems], "addition")
+    decoded = trainer.model.greedy(tf.constant(ids), task.answer_len, task.go_id).numpy()
+    for row, answer in zip(decoded, answers):
+        text = "".join(task.symbols[i] for i in row).split(data.PAD)[0]
+        assert answer.decode() == text
+
+
+def test_seq2seq_curriculum_advances_the_level(tmp_path):
+    # A threshold of 1.0 is met by any error below 100%; 1.01 would always be met.
+    config = config_lib.resolve("seq2seq", "smoke", {"curriculum_threshold": 1.0})
+    task = tasks.get(config)
+    assert int(task.level.numpy()) == config.start_level
+    notes = task.end_of_epoch({"sequence_error": 0.5})
+    assert notes == {"curriculum_level": config.start_level + 1, "reset_best": True}
+    assert task.end_of_epoch({"sequence_error": 1.0}) == {"curriculum_level": config.start_level + 1}
+
+
+def test_gradient_propagation_writes_figure_and_data(tmp_path, tfds_dir):
+    shared_data_dir()
+    config = config_lib.resolve("gradient_propagation", "smoke", {"compare": "zoneout,unregularized"})
+    results = analysis.run(config, tmp_path / "run", tfds_dir)
+    data = json.loads((tmp_path / "run" / "gradient_propagation.json").read_text())
+    assert (tmp_path / "run" / "gradient_propagation.png").stat().st_size > 0
+    assert set(data["results"]) == {"zoneout", "unregularized"} == set(results)
+    for result in data["results"].values():
+        assert len(result["normalized"]) == len(data["steps"])
+        np.testing.assert_allclose(sum(result["normalized"]), 1.0, rtol=1e-6)
+
+
+def test_semantic_consistency_learns_w(tmp_path):
+    config = config_lib.resolve(
+        "semantic_consistency", "smoke", {"compare": "0,0.9", "steps_per_epoch": 150, "learning_rate": 0.05}
+    )
+    results = analysis.run(config, tmp_path / "run")
+    assert (tmp_path / "run" / "semantic_consistency.png").stat().st_size > 0
+    w_plain = np.asarray(results["no zoneout"]["w_final"])
+    w_zoneout = np.asarray(results["zoneout 0.9"]["w_final"])
+    # Without zoneout W stays near -I; with it, the diagonal moved towards +I.
+    assert np.all(np.diag(w_plain) < -0.8)
+    assert np.all(np.diag(w_zoneout) > np.diag(w_plain) + 0.1)
