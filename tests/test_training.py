@@ -99,7 +99,7 @@ def check_language_model_export(trainer, run_dir, text):
 @pytest.mark.parametrize("task_name", ["char_ptb", "word_ptb"])
 def test_ptb_language_model_end_to_end(task_name, tmp_path, tfds_dir):
     shared_data_dir()
-    trainer, final = smoke(task_name, tmp_path / "run", tfds_dir)
+    trainer, _ = smoke(task_name, tmp_path / "run", tfds_dir)
     metrics = assert_run_folder(tmp_path / "run", trainer.task.metric)
     test = metrics["final"]["test"]
     metric = trainer.task.metric
@@ -123,7 +123,7 @@ def test_pmnist_end_to_end_and_classifier_export(tmp_path, tfds_dir):
     exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
     from tf_zoneout.data import pmnist
 
-    images, labels = next(iter(pmnist.pmnist_dataset("test", 4, permute_seed=None, tfds_dir=tfds_dir)))
+    images, _ = next(iter(pmnist.pmnist_dataset("test", 4, permute_seed=None, tfds_dir=tfds_dir)))
     pixels = tf.reshape(images, [4, 784])
     out = exported.signatures["serving_default"](pixels=pixels)
     permuted = tf.gather(pixels, pmnist.permutation(trainer.config.seed), axis=1)[:, :, None]

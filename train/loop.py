@@ -78,8 +78,18 @@ def weights_digest(model) -> str:
 class Trainer:
     """Runs one task's training in ``run_dir`` (see the module docstring)."""
 
-    def __init__(self, task, run_dir: str | os.PathLike, resume: bool = False, show_progress: bool = True):
+    def __init__(
+        self,
+        task,
+        run_dir: str | os.PathLike,
+        resume: bool = False,
+        show_progress: bool = True,
+        strategy=None,
+    ):
+        """``strategy``: made from ``config.strategy`` when None. Multi-worker strategies must be
+        created before any TensorFlow op runs, so ``zoneout train`` makes it first and passes it."""
         self.task = task
+        self.strategy = strategy
         self.config: RunConfig = task.config
         self.run_dir = Path(run_dir)
         self.resume = resume
@@ -101,7 +111,8 @@ class Trainer:
 
     def _build(self):
         config = self.config
-        self.strategy = distribute.make_strategy(config.strategy)
+        if self.strategy is None:
+            self.strategy = distribute.make_strategy(config.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % self.replicas:
             raise ValueError(

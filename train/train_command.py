@@ -66,9 +66,12 @@ def run(args) -> int:
     if args.data_dir:
         os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
+    from train.distribute import make_strategy
     from train.loop import RunFolderError, Trainer, TrainingDivergedError
 
     try:
+        # First TensorFlow work of the process: multi-worker collectives are configured here.
+        strategy = make_strategy(config.strategy)
         if config.task in ANALYSIS_TASKS:
             from train import analysis
 
@@ -76,7 +79,7 @@ def run(args) -> int:
         else:
             from train import tasks
 
-            Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume).run()
+            Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume, strategy=strategy).run()
     except (RunFolderError, TrainingDivergedError, DataError, ValueError) as error:
         print(f"zoneout train: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,173 @@
+"""The training loop's guarantees: clear errors up front, exact resume, distributed runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import shared_data_dir
+
+from train import cli, tasks
+from train import config as config_lib
+from train.loop import RunFolderError, Trainer, TrainingDivergedError
+
+# -- errors before any work ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "char_tpb"], "unknown task 'char_tpb'"),
+        (["train", "char_ptb", "--preset", "huge"], "unknown preset 'huge'"),
+        (["train", "char_ptb", "--zoneout-cells", "1.5"], "zoneout_cells=1.5 must be a probability"),
+        (["train", "char_ptb", "--units", "many"], "--units: 'many' is not a valid int"),
+        (["train", "char_ptb", "--zoneout-cell", "0.5"], "unknown flag --zoneout-cell"),
+        (["train", "char_ptb", "--cell", "lstmm"], "cell='lstmm' is not one of"),
+        (["train", "char_ptb", "--cell", "gru", "--zoneout-cells", "0.5"], "use --zoneout-states"),
+        (["train", "char_ptb", "--share-mask", "maybe"], "--share-mask: 'maybe' is not a valid bool"),
+        (["train", "char_ptb", "--units"], "--units needs a value"),
+    ],
+)
+def test_bad_task_or_flag_fails_before_any_work(argv, message, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert cli.main([*argv, "--run-dir", str(run_dir)] if argv[-1] != "--units" else argv) == 2
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_overrides_are_typed_and_presets_resolve_for_every_task():
+    for task in config_lib.TASKS:
+        for preset in config_lib.PRESETS:
+            assert config_lib.resolve(task, preset).task == task
+    overrides = config_lib.parse_overrides(["--zoneout-cells=0.25", "--share-mask", "yes", "--units", "64"])
+    assert overrides == {"zoneout_cells": 0.25, "share_mask": True, "units": 64}
+    config = config_lib.resolve("char_ptb", "paper")
+    assert (config.units, config.batch_size, config.zoneout_cells, config.zoneout_states) == (
+        1000,
+        32,
+        0.5,
+        0.05,
+    )
+
+
+def test_existing_run_folder_needs_resume(tmp_path):
+    config = config_lib.resolve("semantic_consistency", "smoke")
+    from train.analysis.semantic_consistency import SemanticConsistencyTask
+
+    Trainer(SemanticConsistencyTask(config), tmp_path, show_progress=False).run()
+    with pytest.raises(RunFolderError, match="--resume"):
+        Trainer(SemanticConsistencyTask(config), tmp_path)
+    with pytest.raises(RunFolderError, match="no checkpoint"):
+        Trainer(SemanticConsistencyTask(config), tmp_path / "empty", resume=True)
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    from train.analysis.semantic_consistency import SemanticConsistencyTask
+
+    config = config_lib.resolve(
+        "semantic_consistency", "smoke", {"learning_rate": 1e6, "optimizer": "sgd", "checkpoint_every": 1}
+    )
+    with pytest.raises(TrainingDivergedError, match=r"Last good checkpoint: .*ckpt-") as raised:
+        Trainer(SemanticConsistencyTask(config), tmp_path, show_progress=False).run()
+    assert "Lower --learning-rate" in str(raised.value)
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+
+
+# -- kill and resume ------------------------------------------------------------------------------
+
+
+def _train_process(run_dir, extra_env=None, resume=False, flags=()):
+    env = {**os.environ, **(extra_env or {})}
+    argv = [
+        sys.executable,
+        "-m",
+        "train.cli",
+        "train",
+        "word_ptb",
+        "--preset",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+    ]
+    return subprocess.run(
+        [*argv, *(["--resume"] if resume else []), *flags], env=env, capture_output=True, text=True
+    )
+
+
+def _latest_weights(run_dir):
+    config = config_lib.load(run_dir)
+    task = tasks.get(config)
+    model = task.build_model()
+    model(task.sample_batch())
+    checkpoint = tf.train.Checkpoint(weights=list(model.variables))
+    checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
+    return [v.numpy() for v in model.variables]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
+    shared_data_dir()
+    # word_ptb smoke: contiguous batches with the state carried, dropout and zoneout masks,
+    # SGD with a decaying rate; checkpoints every 4 steps, 5 steps per epoch, 2 epochs.
+    straight = _train_process(tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    killed = _train_process(tmp_path / "killed", {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
+    assert killed.returncode == -9  # SIGKILL: mid-epoch 2, three steps after the last checkpoint
+    assert not (tmp_path / "killed" / "export").exists()
+    resumed = _train_process(tmp_path / "killed", resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stdout
+    for a, b in zip(_latest_weights(tmp_path / "straight"), _latest_weights(tmp_path / "killed")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("straight", "killed")]
+    assert [e["train_loss"] for e in metrics[0]["epochs"]] == pytest.approx(
+        [e["train_loss"] for e in metrics[1]["epochs"]], abs=1e-6
+    )
+
+
+# -- distributed ----------------------------------------------------------------------------------
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "CUDA_VISIBLE_DEVICES": ""}
+        argv = [
+            sys.executable,
+            "-m",
+            "train.cli",
+            "train",
+            "seq2seq",
+            "--preset",
+            "smoke",
+            "--strategy",
+            "multi_worker",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+        processes.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    for p, out in zip(processes, outputs):
+        assert p.returncode == 0, out[-3000:]
+    reports = [json.loads((tmp_path / "run" / "workers" / f"worker-{i}.json").read_text()) for i in range(2)]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
+    assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
