@@ -10,7 +10,7 @@ ifneq ($(DATA_DIR),)
 export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 
-.PHONY: install test lint bench clean
+.PHONY: install test lint bench demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
 	$(BIN)/python -m bench.report
+
+# Fresh clone -> data -> a small char-PTB zoneout model (a few minutes on 2 cores) -> export -> sample, score.
+DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+MODEL_BASE ?= models
+demo: install
+	$(BIN)/zoneout data download ptb_char
+	$(BIN)/zoneout train char_ptb --preset demo --run-dir $(DEMO_RUN)
+	$(BIN)/zoneout export $(DEMO_RUN) --model-base $(MODEL_BASE) --name char_ptb_demo
+	$(BIN)/zoneout sample $(MODEL_BASE)/char_ptb_demo --prompt "the company said " --max-new-tokens 200 --seed 1
+	$(BIN)/zoneout score $(MODEL_BASE)/char_ptb_demo --text "the company said its profit rose in the third quarter"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

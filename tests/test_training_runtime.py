@@ -43,8 +43,11 @@ def test_bad_task_or_flag_fails_before_any_work(argv, message, tmp_path, capsys)
 
 def test_overrides_are_typed_and_presets_resolve_for_every_task():
     for task in config_lib.TASKS:
-        for preset in config_lib.PRESETS:
+        for preset in ("paper", "cpu", "smoke"):
             assert config_lib.resolve(task, preset).task == task
+    assert config_lib.resolve("char_ptb", "demo").units == 128
+    with pytest.raises(config_lib.ConfigError, match="not defined for pmnist"):
+        config_lib.resolve("pmnist", "demo")
     overrides = config_lib.parse_overrides(["--zoneout-cells=0.25", "--share-mask", "yes", "--units", "64"])
     assert overrides == {"zoneout_cells": 0.25, "share_mask": True, "units": 64}
     config = config_lib.resolve("char_ptb", "paper")

@@ -23,7 +23,7 @@ TASKS = (
     "gradient_propagation",
     "semantic_consistency",
 )
-PRESETS = ("paper", "cpu", "smoke")
+PRESETS = ("paper", "cpu", "smoke", "demo")  # demo: char_ptb only (`make demo`)
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "zaremba", "exponential", "plateau")
 BATCHING = ("chunks", "contiguous")
@@ -116,6 +116,18 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             epochs=6,
             eval_batches=0,
             patience=3,
+        ),
+        "demo": dict(
+            units=128,
+            embedding_dim=32,
+            seq_len=100,
+            batch_size=64,
+            learning_rate=0.003,
+            zoneout_cells=0.5,
+            zoneout_states=0.05,
+            epochs=2,
+            steps_per_epoch=300,
+            eval_batches=60,
         ),
         "smoke": dict(
             units=32,
@@ -500,6 +512,9 @@ def resolve(task: str, preset: str = "cpu", overrides: dict | None = None) -> Ru
         raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if preset not in PRESET_VALUES[task]:
+        defined = ", ".join(PRESET_VALUES[task])
+        raise ConfigError(f"preset {preset!r} is not defined for {task}; choose from {defined}")
     values = {**PRESET_VALUES[task][preset], **(overrides or {})}
     unknown = set(values) - set(_FIELDS)
     if unknown:
