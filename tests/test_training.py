@@ -72,6 +72,7 @@ def generate(signature, prompts, seeds, max_new_tokens=30, temperature=1.0, top_
 def check_language_model_export(trainer, run_dir, text):
     exported = tf.saved_model.load(str(run_dir / "export"))
     assert set(exported.signatures) == {"serving_default", "score"}
+    assert_no_xla(run_dir / "export")
     # The exported score equals the in-memory model's loss on the same text.
     scored = exported.signatures["score"](text=tf.constant([text, text[:5]]))
     nll, count = in_memory_nll(trainer.task, trainer.model, text)
@@ -140,6 +141,7 @@ def test_pmnist_with_recurrent_batchnorm_and_shared_zoneout_mask(tmp_path, tfds_
 def test_seq2seq_end_to_end_and_export(tmp_path):
     trainer, _ = smoke("seq2seq", tmp_path / "run")
     assert_run_folder(tmp_path / "run", "sequence_error")
+    assert_no_xla(tmp_path / "run" / "export")
     exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
     problems = ["12+34", "7+5", "99+1"]
     answers = exported.signatures["serving_default"](problem=tf.constant(problems))["answer"].numpy()
@@ -186,3 +188,18 @@ def test_semantic_consistency_learns_w(tmp_path):
     # Without zoneout W stays near -I; with it, the diagonal moved towards +I.
     assert np.all(np.diag(w_plain) < -0.8)
     assert np.all(np.diag(w_zoneout) > np.diag(w_plain) + 0.1)
+
+
+def assert_no_xla(export_dir):
+    """The exported functions carry no XLA compilation (TF Serving may lack XLA)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((export_dir / "saved_model.pb").read_bytes())
+    functions = proto.meta_graphs[0].graph_def.library.function
+    assert functions
+    for function in functions:
+        assert not function.attr["_XlaMustCompile"].b, function.signature.name
+        for node in function.node_def:
+            assert not node.attr["_XlaMustCompile"].b, node.name
+            assert node.op not in ("XlaLaunch", "_XlaCompile"), node.name

@@ -174,3 +174,41 @@ def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_pa
     reports = [json.loads((tmp_path / "run" / "workers" / f"worker-{i}.json").read_text()) for i in range(2)]
     assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
+
+
+_MIRRORED_PROBE = """
+import json, sys
+import tensorflow as tf
+replicas = int(sys.argv[1])
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from train import config as config_lib
+from train.analysis.semantic_consistency import SemanticConsistencyTask
+from train.loop import Trainer
+config = config_lib.resolve("semantic_consistency", "smoke", {"zoneout_states": 0.0, "learning_rate": 0.05})
+strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+trainer = Trainer(SemanticConsistencyTask(config), sys.argv[2], show_progress=False, strategy=strategy)
+trainer.run()
+json.dump([w.tolist() for w in trainer.model.get_weights()], open(sys.argv[3], "w"))
+"""
+
+
+def test_mirrored_two_replicas_compute_the_single_device_update(tmp_path):
+    # Without zoneout the toy linear RNN is deterministic: two replicas with half the batch
+    # each must give the same weights as one device with the whole batch (loss scaling).
+    weights = []
+    for replicas in (1, 2):
+        out = tmp_path / f"weights-{replicas}.json"
+        argv = [
+            sys.executable,
+            "-c",
+            _MIRRORED_PROBE,
+            str(replicas),
+            str(tmp_path / f"run-{replicas}"),
+            str(out),
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        weights.append([np.asarray(w) for w in json.loads(out.read_text())])
+    for one, two in zip(*weights):
+        np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)

@@ -38,7 +38,9 @@ class SequenceClassifier(keras.Model):
             )
             for k in range(num_layers)
         ]
-        self.readout = keras.layers.Dense(num_classes, name="readout")
+        self.readout = keras.layers.Dense(
+            num_classes, kernel_initializer=keras.initializers.GlorotUniform(seed + 5), name="readout"
+        )
 
     def call(self, x, training=False):
         for layer in self.rnn_layers:

@@ -10,6 +10,10 @@ import tensorflow as tf
 from tf_zoneout.models.recurrent import RecurrentSpec, make_recurrent_layer, num_states
 
 
+def _uniform(seed):
+    return keras.initializers.RandomUniform(-0.05, 0.05, seed=seed)
+
+
 class Seq2Seq(keras.Model):
     """Stacked-RNN encoder whose final states start a stacked-RNN decoder.
 
@@ -31,8 +35,12 @@ class Seq2Seq(keras.Model):
         self.recurrent = recurrent
         self.num_layers = num_layers
         self.seed = seed
-        self.encoder_embedding = keras.layers.Embedding(num_symbols, embedding_dim, name="encoder_embedding")
-        self.decoder_embedding = keras.layers.Embedding(num_symbols, embedding_dim, name="decoder_embedding")
+        self.encoder_embedding = keras.layers.Embedding(
+            num_symbols, embedding_dim, embeddings_initializer=_uniform(seed + 1), name="encoder_embedding"
+        )
+        self.decoder_embedding = keras.layers.Embedding(
+            num_symbols, embedding_dim, embeddings_initializer=_uniform(seed + 2), name="decoder_embedding"
+        )
         self.encoder = [
             make_recurrent_layer(recurrent, seed + 10 * k, name=f"encoder_{k}") for k in range(num_layers)
         ]
@@ -40,7 +48,9 @@ class Seq2Seq(keras.Model):
             make_recurrent_layer(recurrent, seed + 500 + 10 * k, name=f"decoder_{k}")
             for k in range(num_layers)
         ]
-        self.readout = keras.layers.Dense(num_symbols, name="readout")
+        self.readout = keras.layers.Dense(
+            num_symbols, kernel_initializer=keras.initializers.GlorotUniform(seed + 3), name="readout"
+        )
 
     def encode(self, problems, training=False) -> list[tf.Tensor]:
         """Final states of every encoder layer (flat list of [B, H])."""
