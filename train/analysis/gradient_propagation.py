@@ -40,8 +40,12 @@ def variant_config(config, name: str):
 def cell_gradient_norms(model, config, x, y, steps) -> np.ndarray:
     """Mean over the batch of ||dL/dc_t|| for each t in ``steps`` (training mode: regularizers on)."""
     trained = model.rnn_layers[-1]
+    # Without XLA: each of the grid's sequence lengths would be compiled anew.
     probe = make_recurrent_layer(
-        recurrent_spec(config, max_timesteps=784), config.seed + 99, return_sequences=False, return_state=True
+        recurrent_spec(config, max_timesteps=784, jit_compile=False),
+        config.seed + 99,
+        return_sequences=False,
+        return_state=True,
     )
     probe(x[:, :1])
     probe.set_weights(trained.get_weights())
