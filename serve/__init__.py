@@ -1,0 +1,1 @@
+"""The zoneout model service: FastAPI app over exported SavedModels (``serve.app:app``)."""

@@ -1,0 +1,110 @@
+"""Dynamic batching: concurrent requests to one model signature become one model call.
+
+``Batcher.submit(inputs)`` queues one request (a dict of arrays with a leading batch
+dimension of 1); a worker takes up to ``max_batch_size`` queued requests, waiting at
+most ``max_wait`` for more after the first, concatenates them, runs the model call in
+a thread (at most ``concurrency`` at once, off the event loop) and hands each request
+its rows. More than ``max_queue`` waiting requests raise ``OverloadedError`` at once
+instead of queueing without bound; a request whose client went away is dropped
+before it reaches the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+class OverloadedError(RuntimeError):
+    """Too many requests are waiting for this model."""
+
+
+class Batcher:
+    def __init__(
+        self,
+        call: Callable[[dict], dict],
+        max_batch_size: int,
+        max_wait: float,
+        max_queue: int,
+        concurrency: asyncio.Semaphore,
+        on_batch: Callable[[int, float], None] | None = None,
+    ):
+        self.call = call
+        self.max_batch_size, self.max_wait, self.max_queue = max_batch_size, max_wait, max_queue
+        self.concurrency = concurrency
+        self.on_batch = on_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.waiting = 0
+        self._worker: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def submit(self, inputs: dict) -> dict:
+        """The model's outputs for one request (rows of the batched call)."""
+        if self.waiting >= self.max_queue:
+            raise OverloadedError(f"{self.waiting} requests are already waiting for this model")
+        self.start()
+        future = asyncio.get_running_loop().create_future()
+        self.waiting += 1
+        await self.queue.put((inputs, future))
+        try:
+            return await future
+        finally:
+            self.waiting -= 1
+
+    async def _take_batch(self) -> list:
+        batch = [await self.queue.get()]
+        deadline = time.monotonic() + self.max_wait
+        while len(batch) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and self.queue.empty():
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.queue.get(), max(remaining, 0)))
+            except TimeoutError:
+                break
+        return [(inputs, future) for inputs, future in batch if not future.done()]  # done = cancelled
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._take_batch()
+            if not batch:
+                continue
+            await self.concurrency.acquire()
+            task = loop.create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _execute(self, batch: list) -> None:
+        try:
+            inputs = {k: np.concatenate([item[k] for item, _ in batch]) for k in batch[0][0]}
+            started = time.perf_counter()
+            try:
+                outputs = await asyncio.to_thread(self.call, inputs)
+            except Exception as error:  # the model call failed: every request in it gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                return
+            if self.on_batch:
+                self.on_batch(len(batch), time.perf_counter() - started)
+            for row, (_, future) in enumerate(batch):
+                if not future.done():
+                    future.set_result({k: v[row : row + 1] for k, v in outputs.items()})
+        finally:
+            self.concurrency.release()

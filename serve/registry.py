@@ -1,0 +1,157 @@
+"""The models being served: everything under the model base, highest version of each.
+
+``ModelRegistry.refresh()`` scans MODEL_BASE/NAME/VERSION (TF Serving's layout),
+loads any model or version it has not loaded yet, and swaps it in; requests already
+running keep the version they started with (they hold a reference to it), so a swap
+fails no request. Names come from the folder listing and are matched, never joined
+from client input into a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serve.backends import InProcessBackend, TFServingBackend
+from serve.batching import Batcher
+from serve.settings import Settings
+
+log = logging.getLogger("zoneout.serve")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class LoadedModel:
+    """One version of one model, with a batcher per signature."""
+
+    name: str
+    version: int
+    path: Path
+    metadata: dict
+    backend: object
+    batchers: dict = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.metadata.get("kind", "language_model")
+
+    def describe(self) -> dict:
+        metadata = self.metadata
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": metadata.get("task"),
+            "kind": self.kind,
+            "level": metadata.get("level"),
+            "vocab_size": metadata.get("vocab_size"),
+            "signatures": sorted(self.backend.signatures),
+            "metrics": metadata.get("metrics", {}),
+        }
+
+
+def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
+    """{name: (highest version, its folder)} for complete SavedModels under ``model_base``."""
+    found = {}
+    if not model_base.is_dir():
+        return found
+    for model_dir in sorted(model_base.iterdir()):
+        if not model_dir.is_dir() or not MODEL_NAME.match(model_dir.name):
+            continue
+        versions = [
+            int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists()
+        ]
+        if versions:
+            version = max(versions)
+            found[model_dir.name] = (version, model_dir / str(version))
+    return found
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, on_batch=None):
+        self.settings = settings
+        self.models: dict[str, LoadedModel] = {}
+        self.on_batch = on_batch
+        self._lock = asyncio.Lock()
+        self.loaded_once = False
+
+    def get(self, name: str) -> LoadedModel | None:
+        return self.models.get(name)
+
+    def _load(self, name: str, version: int, path: Path) -> LoadedModel:
+        metadata_file = path / "metadata.json"
+        metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+        signatures = metadata.get("signatures", ["serving_default"])
+        if self.settings.tf_serving:
+            backend = TFServingBackend(self.settings.tf_serving, name, version, signatures)
+        else:
+            backend = InProcessBackend(path)
+        return LoadedModel(name, version, path, metadata, backend)
+
+    def _batchers(self, model: LoadedModel) -> dict:
+        s = self.settings
+        semaphore = asyncio.Semaphore(s.model_concurrency)
+        size = s.max_batch_size if s.batching else 1
+        batchers = {}
+        for signature in model.backend.signatures:
+
+            def call(inputs, signature=signature, backend=model.backend):
+                return backend.call(signature, inputs)
+
+            def on_batch(n, seconds, signature=signature):
+                if self.on_batch:
+                    self.on_batch(model.name, signature, n, seconds)
+
+            batchers[signature] = Batcher(
+                call, size, s.max_batch_wait_ms / 1000, s.max_queue, semaphore, on_batch
+            )
+        return batchers
+
+    async def refresh(self) -> list[str]:
+        """Load new models and versions; returns what changed ("name:version")."""
+        async with self._lock:
+            changed = []
+            for name, (version, path) in latest_versions(self.settings.model_base).items():
+                current = self.models.get(name)
+                if current is not None and current.version == version:
+                    continue
+                try:
+                    model = await asyncio.to_thread(self._load, name, version, path)
+                except Exception as error:  # a broken version must not take the service down
+                    log.error("could not load %s version %s: %s", name, version, error)
+                    continue
+                model.batchers = self._batchers(model)
+                self.models[name] = model  # the swap: new requests get the new version
+                changed.append(f"{name}:{version}")
+                if current is not None:
+                    asyncio.get_running_loop().create_task(self._retire(current))
+            self.loaded_once = True
+            return changed
+
+    async def _retire(self, model: LoadedModel, grace: float = 30.0) -> None:
+        """Stop an old version's batchers once its requests are done (or after ``grace``)."""
+        for _ in range(int(grace * 10)):
+            if all(b.waiting == 0 for b in model.batchers.values()):
+                break
+            await asyncio.sleep(0.1)
+        for batcher in model.batchers.values():
+            await batcher.close()
+
+    async def watch(self) -> None:
+        """Refresh every ``poll_seconds`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.poll_seconds)
+            try:
+                changed = await self.refresh()
+                if changed:
+                    log.info("loaded %s", ", ".join(changed))
+            except Exception as error:
+                log.error("model refresh failed: %s", error)
+
+    async def close(self) -> None:
+        for model in self.models.values():
+            for batcher in model.batchers.values():
+                await batcher.close()

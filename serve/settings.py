@@ -1,0 +1,28 @@
+"""Service settings: one pydantic-settings class, read from ``ZONEOUT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn serve.app:app``."""
+
+    model_config = SettingsConfigDict(env_prefix="ZONEOUT_", protected_namespaces=())
+
+    model_base: Path = Field(Path("models"), description="TF Serving layout: MODEL_BASE/NAME/VERSION/")
+    tf_serving: str | None = Field(None, description="HOST:PORT of TF Serving's gRPC API (else in-process)")
+    batching: bool = Field(True, description="group concurrent requests into one model call")
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    max_queue: int = Field(64, ge=1, description="requests waiting per model; more get 503")
+    model_concurrency: int = Field(1, ge=1, le=64, description="model calls running at once per model")
+    max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")
+    max_new_tokens: int = Field(1000, ge=1, le=4096)
+    max_text_chars: int = Field(20_000, ge=1)
+    poll_seconds: float = Field(2.0, gt=0, description="how often the model base is checked for new versions")
+    stream_chunk_tokens: int = Field(16, ge=1, le=256, description="tokens per server-sent event")
+    retry_after_seconds: int = Field(1, ge=1)
