@@ -156,7 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/health", responses={503: {"model": ErrorBody}})
     async def health():
         """200 once models are loaded; 503 before (or when the model base holds none)."""
-        if not registry.models:
+        if not registry.loaded_once or not registry.models:
             state = "loading" if not registry.loaded_once else f"no models under {settings.model_base}"
             return JSONResponse({"status": state}, status_code=503)
         return {"status": "ok", "models": len(registry.models)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train import data_command, export_command, train_command, use_command
+from train import data_command, export_command, serve_command, train_command, use_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_parser(subparsers)
     export_command.add_parser(subparsers)
     use_command.add_parsers(subparsers)
+    serve_command.add_parser(subparsers)
     return parser
 
 

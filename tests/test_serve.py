@@ -1,0 +1,351 @@
+"""The service through the real app (TestClient with lifespan) and a real uvicorn process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import shared_data_dir
+from fastapi.testclient import TestClient
+
+from serve.app import create_app
+from serve.settings import Settings
+from train import config as config_lib
+from train import tasks
+from train.export_command import publish
+from train.loop import Trainer
+
+LM, SEQ2SEQ = "char_lm", "adder"
+
+
+@pytest.fixture(scope="session")
+def model_base(tmp_path_factory, tfds_dir):
+    """A model base with a smoke-trained char-PTB model and a smoke-trained seq2seq model."""
+    shared_data_dir()
+    root = tmp_path_factory.mktemp("serving")
+    for task_name, name in (("char_ptb", LM), ("seq2seq", SEQ2SEQ)):
+        config = config_lib.resolve(task_name, "smoke")
+        Trainer(tasks.get(config, tfds_dir), root / f"run-{name}", show_progress=False).run()
+        publish(root / f"run-{name}" / "export", root / "models", name)
+    return root / "models"
+
+
+def wait_healthy(client, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/health").status_code == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the service did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def client(model_base):
+    with TestClient(create_app(Settings(model_base=model_base, poll_seconds=0.5))) as test_client:
+        wait_healthy(test_client)
+        yield test_client
+
+
+GENERATE = {"prompt": "the company ", "max_new_tokens": 30, "temperature": 1.0, "seed": 7}
+
+
+def test_health_is_503_without_models(tmp_path):
+    with TestClient(create_app(Settings(model_base=tmp_path))) as empty:
+        response = empty.get("/health")
+        assert response.status_code == 503
+
+
+def test_models_endpoint_describes_each_model(client):
+    models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+    assert set(models) == {LM, SEQ2SEQ}
+    assert models[LM]["version"] == 1 and models[LM]["task"] == "char_ptb" and models[LM]["vocab_size"] == 50
+    assert "test" in models[LM]["metrics"] and models[SEQ2SEQ]["kind"] == "seq2seq"
+
+
+def test_generate_is_reproducible_by_seed(client):
+    first = client.post(f"/v1/models/{LM}/generate", json=GENERATE)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["finish_reason"] == "length" and body["num_tokens"] == 30 and len(body["text"]) == 30
+    assert body["logprob"] < 0 and body["seed"] == 7
+    assert client.post(f"/v1/models/{LM}/generate", json=GENERATE).json()["text"] == body["text"]
+    other = client.post(f"/v1/models/{LM}/generate", json={**GENERATE, "seed": 8}).json()
+    assert other["text"] != body["text"]
+    unseeded = client.post(f"/v1/models/{LM}/generate", json={"prompt": "a", "max_new_tokens": 5}).json()
+    assert isinstance(unseeded["seed"], int)
+
+
+def test_generate_stops_at_a_stop_sequence(client):
+    text = client.post(f"/v1/models/{LM}/generate", json={**GENERATE, "max_new_tokens": 60}).json()["text"]
+    stop = text[10:12]
+    cut = client.post(
+        f"/v1/models/{LM}/generate", json={**GENERATE, "max_new_tokens": 60, "stop": [stop]}
+    ).json()
+    assert cut["finish_reason"] == "stop" and cut["text"] == text[: text.find(stop)]
+
+
+def test_generate_stream_sends_chunks_then_totals(client):
+    with client.stream("POST", f"/v1/models/{LM}/generate_stream", json=GENERATE) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = "".join(response.iter_text())
+    events = [block for block in raw.split("\n\n") if block.strip()]
+    chunks = [json.loads(e.split("data: ", 1)[1])["text"] for e in events if not e.startswith("event:")]
+    done = json.loads(events[-1].split("data: ", 1)[1])
+    assert events[-1].startswith("event: done") and len(chunks) >= 2
+    assert "".join(chunks) == done["text"] and done["num_tokens"] == 30
+    # The first chunk is the start of the non-streamed text with the same seed.
+    whole = client.post(f"/v1/models/{LM}/generate", json=GENERATE).json()["text"]
+    assert whole.startswith(chunks[0])
+
+
+def test_score_agrees_with_the_savedmodel(client, model_base):
+    text = "the company said its profit rose"
+    response = client.post(f"/v1/models/{LM}/score", json={"text": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    direct = tf.saved_model.load(str(model_base / LM / "1")).signatures["score"](text=tf.constant([text]))
+    assert body["unit"] == "character" and body["num_tokens"] == len(text) == len(body["tokens"])
+    np.testing.assert_allclose(body["bits_per_token"], float(direct["bits_per_token"][0]), rtol=1e-5)
+    np.testing.assert_allclose(body["perplexity"], 2 ** body["bits_per_token"], rtol=1e-6)
+    np.testing.assert_allclose(
+        body["token_surprisal"], direct["token_surprisal"][0, : len(text)].numpy(), rtol=1e-5
+    )
+
+
+def test_out_of_vocabulary_characters_are_reported_not_failed(client):
+    body = client.post(f"/v1/models/{LM}/score", json={"text": "The ☃ Bank"}).json()
+    assert body["num_unknown"] == 1  # the snowman; capitals fall back to lower case
+    generated = client.post(f"/v1/models/{LM}/generate", json={**GENERATE, "prompt": "€€ the"}).json()
+    assert generated["num_unknown"] == 2
+
+
+def test_seq2seq_model_answers_generate(client, model_base):
+    response = client.post(f"/v1/models/{SEQ2SEQ}/generate", json={"prompt": "12+34"})
+    assert response.status_code == 200
+    direct = tf.saved_model.load(str(model_base / SEQ2SEQ / "1")).signatures["serving_default"]
+    assert response.json()["text"] == direct(problem=tf.constant(["12+34"]))["answer"][0].numpy().decode()
+    assert response.json()["finish_reason"] == "answer"
+
+
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "temperature": -1}, 422, "temperature"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "top_p": 0}, 422, "top_p"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "max_new_tokens": "many"}, 422, "max_new_tokens"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "max_new_tokens": 2000}, 422, "max_new_tokens"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "seed": -3}, 422, "seed"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "temprature": 1}, 422, "temprature"),
+        (f"/v1/models/{LM}/generate", {"prompt": 5}, 422, "prompt"),
+        (f"/v1/models/{LM}/score", {"text": ""}, 422, "text"),
+        (f"/v1/models/{LM}/score", {}, 422, "text"),
+        ("/v1/models/missing/generate", {"prompt": "a"}, 404, "no model named 'missing'"),
+        ("/v1/models/..%2F..%2Fetc/score", {"text": "a"}, 404, ""),  # a path is never a model name
+        (f"/v1/models/{SEQ2SEQ}/score", {"text": "1+1"}, 400, "does not score"),
+    ],
+)
+def test_bad_input_gets_its_status_and_a_message(client, path, body, status, message):
+    response = client.post(path, json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+
+
+def test_oversized_body_gets_413(client):
+    big = json.dumps({"text": "a" * 70_000})
+    response = client.post(
+        f"/v1/models/{LM}/score", content=big, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+
+
+def test_metrics_count_requests_batches_tokens_and_errors(client):
+    client.post(f"/v1/models/{LM}/generate", json=GENERATE)
+    client.post("/v1/models/missing/generate", json={})
+    text = client.get("/metrics").text
+    for name in (
+        "zoneout_requests_total",
+        "zoneout_request_seconds_bucket",
+        "zoneout_batch_size_bucket",
+        "zoneout_tokens_generated_total",
+        'zoneout_errors_total{kind="unknown_model"}',
+    ):
+        assert name in text, name
+
+
+def test_openapi_shows_the_limits(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"]
+    assert schema["temperature"]["minimum"] == 0 and schema["max_new_tokens"]["maximum"] == 4096
+
+
+def test_grpc_backend_answers_like_the_in_process_one(client, model_base):
+    import tf_serving_stub
+
+    server, address = tf_serving_stub.start(model_base)
+    try:
+        with TestClient(create_app(Settings(model_base=model_base, tf_serving=address))) as grpc_client:
+            wait_healthy(grpc_client)
+            for path, body in (
+                (f"/v1/models/{LM}/generate", GENERATE),
+                (f"/v1/models/{LM}/score", {"text": "the bank"}),
+                (f"/v1/models/{SEQ2SEQ}/generate", {"prompt": "3+4", "seed": 1}),
+            ):
+                via_grpc, in_process = grpc_client.post(path, json=body), client.post(path, json=body)
+                assert via_grpc.status_code == 200, via_grpc.text
+                a, b = via_grpc.json(), in_process.json()
+                assert a.get("text") == b.get("text") and a.get("num_tokens") == b.get("num_tokens")
+                assert a.get("bits_per_token", 0) == pytest.approx(b.get("bits_per_token", 0), rel=1e-5)
+    finally:
+        server.stop(None)
+
+
+# -- a real uvicorn process ---------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``zoneout serve`` in a subprocess on a loopback port."""
+
+    def __init__(self, model_base, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {**os.environ, **{f"ZONEOUT_{k.upper()}": str(v) for k, v in env.items()}}
+        argv = [
+            sys.executable,
+            "-m",
+            "train.cli",
+            "serve",
+            "--model-base",
+            str(model_base),
+            "--port",
+            str(self.port),
+        ]
+        self.process = subprocess.Popen(
+            argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()[-3000:]
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError("uvicorn did not become healthy")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def test_real_uvicorn_overload_gives_only_200_and_503(model_base):
+    server = Server(model_base, max_queue=3, max_batch_size=2, max_batch_wait_ms=20)
+    try:
+        body = {**GENERATE, "max_new_tokens": 200}
+
+        def one(_):
+            return httpx.post(f"{server.url}/v1/models/{LM}/generate", json=body, timeout=120)
+
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            responses = list(pool.map(one, range(100)))
+        statuses = {r.status_code for r in responses}
+        assert statuses <= {200, 503} and 503 in statuses and 200 in statuses
+        rejected = next(r for r in responses if r.status_code == 503)
+        assert rejected.headers["retry-after"] == "1" and "overloaded" in rejected.json()["detail"]
+        assert httpx.get(server.url + "/health").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
+    base = tmp_path / "models"
+    shutil.copytree(model_base, base)
+    server = Server(base, poll_seconds=0.2, max_queue=1000)
+    stop = threading.Event()
+    statuses, versions = [], set()
+
+    def load():
+        while not stop.is_set():
+            r = httpx.post(f"{server.url}/v1/models/{LM}/score", json={"text": "the bank"}, timeout=60)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                versions.add(r.json()["version"])
+
+    try:
+        workers = [threading.Thread(target=load) for _ in range(8)]
+        for w in workers:
+            w.start()
+        time.sleep(1.0)
+        publish(base / LM / "1", base, LM)  # version 2 appears while requests run
+        deadline = time.monotonic() + 60
+        while 2 not in versions and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        stop.set()
+        for w in workers:
+            w.join()
+        assert versions == {1, 2}
+        assert set(statuses) == {200}, sorted(set(statuses))
+    finally:
+        stop.set()
+        server.stop()
+
+
+def test_playground_in_headless_chromium(model_base):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    server = Server(model_base)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_function("document.querySelectorAll('#model option').length >= 2")
+            page.select_option("#model", LM)
+            page.fill("#prompt", "the market ")
+            page.fill("#max_new_tokens", "40")
+            page.fill("#seed", "3")
+            page.click("#generate")
+            page.wait_for_function("document.getElementById('gen-status').textContent.startsWith('done')")
+            assert len(page.inner_text("#generated")) == 40
+            page.fill("#score-text", "the bank said")
+            page.click("#score")
+            page.wait_for_selector("#heatmap span.token")
+            spans = page.query_selector_all("#heatmap span.token")
+            assert len(spans) == len("the bank said")
+            colours = {s.evaluate("e => getComputedStyle(e).backgroundColor") for s in spans}
+            assert len(colours) > 1  # coloured by surprisal
+            assert "bits per character" in page.inner_text("#score-status")
+            browser.close()
+    finally:
+        server.stop()
+
+
+def test_model_names_never_reach_the_file_system(model_base, tmp_path):
+    # A folder that is not a valid model name is ignored; a name with a path in it is a 404.
+    (tmp_path / ".hidden" / "1").mkdir(parents=True)
+    with TestClient(create_app(Settings(model_base=tmp_path))) as empty:
+        assert empty.get("/v1/models").json() == {"models": []}
+        assert empty.post("/v1/models/%2E%2E/score", json={"text": "a"}).status_code == 404
+    assert Path(model_base).exists()

@@ -1,0 +1,39 @@
+"""``zoneout serve --model-base DIR [--host 127.0.0.1] [--port 8000] [--tf-serving HOST:PORT]``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="serve the models under a model base over HTTP (FastAPI)")
+    parser.add_argument("--model-base", type=Path, required=True, help="MODEL_BASE/NAME/VERSION/ SavedModels")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--tf-serving", help="HOST:PORT of TF Serving's gRPC API (default: run models in-process)"
+    )
+    parser.add_argument("--no-batching", action="store_true", help="one request per model call")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("zoneout serve needs the service extras: pip install -e '.[serve]'")
+        return 1
+    os.environ["ZONEOUT_MODEL_BASE"] = str(args.model_base.resolve())
+    if args.tf_serving:
+        os.environ["ZONEOUT_TF_SERVING"] = args.tf_serving
+    if args.no_batching:
+        os.environ["ZONEOUT_BATCHING"] = "false"
+    from serve.app import create_app
+
+    print(
+        f"playground: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs",
+        flush=True,
+    )
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return 0
