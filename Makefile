@@ -18,7 +18,7 @@ $(BIN)/python:
 # Re-installs only when pyproject.toml changes, so a second `make install` is instant.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,serve]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,15 +35,18 @@ bench: install
 	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
 	$(BIN)/python -m bench.report
 
-# Fresh clone -> data -> a small char-PTB zoneout model (a few minutes on 2 cores) -> export -> sample, score.
+# Fresh clone -> data -> a small char-PTB zoneout model (a few minutes on 2 cores) -> export -> sample,
+# score -> the service with its playground on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it).
 DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MODEL_BASE ?= models
+PORT ?= 8000
 demo: install
 	$(BIN)/zoneout data download ptb_char
 	$(BIN)/zoneout train char_ptb --preset demo --run-dir $(DEMO_RUN)
 	$(BIN)/zoneout export $(DEMO_RUN) --model-base $(MODEL_BASE) --name char_ptb_demo
 	$(BIN)/zoneout sample $(MODEL_BASE)/char_ptb_demo --prompt "the company said " --max-new-tokens 200 --seed 1
 	$(BIN)/zoneout score $(MODEL_BASE)/char_ptb_demo --text "the company said its profit rose in the third quarter"
+	$(BIN)/zoneout serve --model-base $(MODEL_BASE) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

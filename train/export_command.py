@@ -42,12 +42,30 @@ def publish(export_dir: Path, model_base: Path, name: str) -> Path:
             target = model_dir / str((versions(model_dir) or [0])[-1] + 1)
             try:
                 staging.rename(target)  # fails if another publisher took this number
+                write_serving_config(model_base)
                 return target
             except OSError:
                 if not target.exists():
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_serving_config(model_base: Path, serving_base: str = "/models") -> Path:
+    """TF Serving's model config listing every model under ``model_base`` (as seen at ``serving_base``)."""
+    names = sorted(
+        p.name for p in model_base.iterdir() if p.is_dir() and MODEL_NAME.match(p.name) and versions(p)
+    )
+    entries = "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{serving_base}/{name}"\n'
+        f'    model_platform: "tensorflow"\n  }}\n'
+        for name in names
+    )
+    path = model_base / "models.config"
+    tmp = model_base / ".models.config.tmp"
+    tmp.write_text(f"model_config_list {{\n{entries}}}\n")
+    tmp.replace(path)
+    return path
 
 
 def add_parser(subparsers) -> None:
