@@ -34,6 +34,9 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
 	$(BIN)/python -m bench.report
+	$(BIN)/python -m bench.train_step_speed
+	@if [ -d "$(MODEL_BASE)/char_ptb_demo" ]; then $(BIN)/python -m bench.serve_speed --model-base $(MODEL_BASE); \
+	else echo "serving benchmark skipped: run 'make demo' first (it exports $(MODEL_BASE)/char_ptb_demo)"; fi
 
 # Fresh clone -> data -> a small char-PTB zoneout model (a few minutes on 2 cores) -> export -> sample,
 # score -> the service with its playground on http://127.0.0.1:$(PORT)/ (Ctrl-C stops it).

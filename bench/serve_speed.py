@@ -1,0 +1,200 @@
+"""Serving latency and throughput: generate (100 new characters) and score (1,000 characters).
+
+For 1, 8 and 32 concurrent clients on loopback, against ``zoneout serve`` started twice
+(batching on, batching off), it records latency p50/p99 and requests/s; then it times
+generation inside the SavedModel (one signature call for 100 tokens) against a Python
+loop calling the model once per token. Writes JSON and the table in docs/BENCHMARKS.md.
+
+    python -m bench.serve_speed --model-base models --model char_ptb_demo [--requests 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+START, END = "<!-- serve_speed:start -->", "<!-- serve_speed:end -->"
+PROMPT = "the company said "
+SCORE_TEXT = ("the company said its profit rose in the third quarter as sales of new products grew " * 13)[
+    :1000
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_base: Path, batching: bool):
+    port = free_port()
+    env = {**os.environ, "ZONEOUT_BATCHING": str(batching).lower(), "ZONEOUT_MAX_QUEUE": "1000"}
+    argv = [sys.executable, "-m", "train.cli", "serve", "--model-base", str(model_base), "--port", str(port)]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not become healthy")
+
+
+def load(url: str, model: str, kind: str, clients: int, requests: int) -> dict:
+    """``requests`` requests from ``clients`` concurrent clients; latency percentiles and throughput."""
+    if kind == "generate":
+        path, body = f"/v1/models/{model}/generate", {"prompt": PROMPT, "max_new_tokens": 100, "seed": 1}
+    else:
+        path, body = f"/v1/models/{model}/score", {"text": SCORE_TEXT}
+
+    def one(i):
+        started = time.perf_counter()
+        response = httpx.post(
+            url + path, json={**body, **({"seed": i} if kind == "generate" else {})}, timeout=300
+        )
+        response.raise_for_status()
+        return time.perf_counter() - started
+
+    one(0)  # warm-up (first call traces the signature)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        latencies = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - started
+    return {
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "requests_per_s": requests / wall,
+    }
+
+
+def in_graph_vs_python_loop(model_dir: Path, tokens: int = 100, repeats: int = 5) -> dict:
+    """Seconds for 100 tokens: one ``serving_default`` call vs one call per token from Python."""
+    import tensorflow as tf
+
+    generate = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+
+    def call(prompt, n, seed):
+        return (
+            generate(
+                prompt=tf.constant([prompt]),
+                max_new_tokens=tf.constant([n]),
+                temperature=tf.constant([1.0]),
+                top_k=tf.constant([0]),
+                top_p=tf.constant([1.0]),
+                seed=tf.constant([seed], tf.int64),
+            )["text"]
+            .numpy()[0]
+            .decode()
+        )
+
+    call(PROMPT, tokens, 0)
+    call(PROMPT, 1, 0)
+    one_call, loop = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call(PROMPT, tokens, 1)
+        one_call.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        text = PROMPT
+        for step in range(tokens):
+            text += call(text, 1, step)
+        loop.append(time.perf_counter() - started)
+    return {"one_call_s": statistics.median(one_call), "python_loop_s": statistics.median(loop)}
+
+
+def render(result: dict) -> str:
+    lines = [
+        f"Command: `{result['command']}`. Machine: {result['machine']}, {os.cpu_count()} cores; model "
+        f"`{result['model']}` ({result['model_info']}); {result['requests']} requests per row "
+        "after one warm-up.",
+        "",
+        "| request | clients | batching | p50 (ms) | p99 (ms) | requests/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['kind']} | {row['clients']} | {'on' if row['batching'] else 'off'} | "
+            f"{row['p50_ms']:,.0f} | "
+            f"{row['p99_ms']:,.0f} | {row['requests_per_s']:.1f} |"
+        )
+    loop = result["generation"]
+    lines += [
+        "",
+        f"Generating 100 characters: one call of the SavedModel's `serving_default` "
+        f"{1000 * loop['one_call_s']:,.0f} ms; a Python loop calling it once per character "
+        f"{1000 * loop['python_loop_s']:,.0f} ms ({loop['python_loop_s'] / loop['one_call_s']:.0f}x slower).",
+    ]
+    return "\n".join(lines)
+
+
+def write_doc(result: dict, doc: Path) -> None:
+    text = doc.read_text()
+    block = f"{START}\n{render(result)}\n{END}"
+    if START in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        intro = "Loopback HTTP against `zoneout serve` (`python -m bench.serve_speed`)."
+        text += f"\n## Serving\n\n{intro}\n\n{block}\n"
+    doc.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-base", type=Path, default=Path("models"))
+    parser.add_argument("--model", default="char_ptb_demo")
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench/serve_speed.json"))
+    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    versions = sorted(int(p.name) for p in (args.model_base / args.model).iterdir() if p.name.isdigit())
+    model_dir = args.model_base / args.model / str(versions[-1])
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    config = metadata.get("config", {})
+    rows = []
+    for batching in (True, False):
+        process, url = start_server(args.model_base, batching)
+        try:
+            for kind in ("generate", "score"):
+                for clients in (int(c) for c in args.clients.split(",")):
+                    row = {"kind": kind, "clients": clients, "batching": batching}
+                    row.update(load(url, args.model, kind, clients, args.requests))
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    result = {
+        "command": "python -m bench.serve_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": platform.processor() or platform.machine(),
+        "model": args.model,
+        "model_info": f"{config.get('task')}, {config.get('cell')} {config.get('units')} units",
+        "requests": args.requests,
+        "rows": rows,
+        "generation": in_graph_vs_python_loop(model_dir),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    write_doc(result, args.doc)
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
