@@ -39,6 +39,7 @@ from serve.settings import Settings
 
 log = logging.getLogger("zoneout.serve")
 PLAYGROUND = Path(__file__).parent / "static" / "index.html"
+ERROR_RESPONSES = {status: {"model": ErrorBody} for status in (400, 404, 413, 422, 503)}
 
 
 class ApiError(Exception):
@@ -173,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/v1/models/{name}/generate",
         response_model=GenerateResponse,
-        responses={404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses=ERROR_RESPONSES,
     )
     async def generate(name: str, body: GenerateRequest, request: Request):
         """Continue ``prompt`` (seq2seq models: answer the problem in ``prompt``)."""
@@ -272,7 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post(
         "/v1/models/{name}/score",
         response_model=ScoreResponse,
-        responses={404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses=ERROR_RESPONSES,
     )
     async def score(name: str, body: ScoreRequest, request: Request):
         """Bits per token (per character for char models), perplexity and per-token surprisal."""

@@ -84,3 +84,10 @@ class Task:
 
     def export(self, model, directory, metadata: dict) -> None:
         raise NotImplementedError
+
+    def serving_copy(self, model) -> keras.Model:
+        """The same model rebuilt without XLA (serving signatures must run without it), same weights."""
+        copy = self.build_model(jit_compile=False)
+        copy(self.sample_batch(), training=False)
+        copy.set_weights(model.get_weights())
+        return copy

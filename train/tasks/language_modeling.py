@@ -132,7 +132,5 @@ class LanguageModelingTask(Task):
         }
 
     def export(self, model, directory, metadata: dict) -> None:
-        serving_model = self.build_model(jit_compile=False)
-        serving_model(self.sample_batch(), training=False)
-        serving_model.set_weights(model.get_weights())
+        serving_model = self.serving_copy(model)
         export_lib.export_language_model(serving_model, self.vocabulary, directory, metadata)

@@ -73,8 +73,6 @@ class PmnistTask(Task):
         return {"loss": total / count, "error": errors / count, "examples": int(count)}
 
     def export(self, model, directory, metadata: dict) -> None:
-        serving_model = self.build_model(jit_compile=False)
-        serving_model(self.sample_batch(), training=False)
-        serving_model.set_weights(model.get_weights())
+        serving_model = self.serving_copy(model)
         order = None if self.permute_seed is None else pmnist.permutation(self.permute_seed)
         export_lib.export_classifier(serving_model, order, directory, metadata)

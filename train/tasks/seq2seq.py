@@ -90,9 +90,7 @@ class Seq2SeqTask(Task):
         return {"curriculum_level": level}
 
     def export(self, model, directory, metadata: dict) -> None:
-        serving_model = self.build_model(jit_compile=False)
-        serving_model(self.sample_batch(), training=False)
-        serving_model.set_weights(model.get_weights())
+        serving_model = self.serving_copy(model)
         export_lib.export_seq2seq(
             serving_model,
             self.symbols,
