@@ -349,3 +349,34 @@ def test_model_names_never_reach_the_file_system(model_base, tmp_path):
         assert empty.get("/v1/models").json() == {"models": []}
         assert empty.post("/v1/models/%2E%2E/score", json={"text": "a"}).status_code == 404
     assert Path(model_base).exists()
+
+
+def test_a_request_abandoned_by_its_client_frees_its_slot(model_base):
+    # One model call at a time, one request per call; the queue holds the running request and two more.
+    server = Server(model_base, max_queue=3, max_batch_size=1, model_concurrency=1, max_new_tokens=4096)
+    try:
+        long_body = {**GENERATE, "max_new_tokens": 4000}  # seconds of generation
+        busy = threading.Thread(
+            target=lambda: httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=120)
+        )
+        busy.start()
+        time.sleep(0.3)
+
+        def abandoned():
+            with pytest.raises(httpx.TimeoutException):
+                httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=0.5)
+
+        quitters = [threading.Thread(target=abandoned) for _ in range(2)]
+        for q in quitters:
+            q.start()
+        for q in quitters:
+            q.join()
+        time.sleep(1.0)  # the server notices the disconnects within 0.25 s
+        response = httpx.post(f"{server.url}/v1/models/{LM}/score", json={"text": "the bank"}, timeout=120)
+        # Score has its own queue. Generate's queue holds the running request; had the two
+        # abandoned ones kept their slots, this would be a 503.
+        retry = httpx.post(f"{server.url}/v1/models/{LM}/generate", json=GENERATE, timeout=120)
+        assert response.status_code == 200 and retry.status_code == 200, retry.text
+        busy.join()
+    finally:
+        server.stop()
