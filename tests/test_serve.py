@@ -309,37 +309,59 @@ def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
         server.stop()
 
 
-def test_playground_in_headless_chromium(model_base):
+@pytest.fixture(scope="module")
+def live_server(model_base):
+    server = Server(model_base)
+    yield server
+    server.stop()
+
+
+def test_real_uvicorn_serves_every_endpoint(live_server):
+    url = live_server.url
+    assert httpx.get(url + "/health").json()["status"] == "ok"
+    assert {m["name"] for m in httpx.get(url + "/v1/models").json()["models"]} == {LM, SEQ2SEQ}
+    generated = httpx.post(f"{url}/v1/models/{LM}/generate", json=GENERATE, timeout=60).json()
+    assert generated["num_tokens"] == 30
+    with httpx.stream("POST", f"{url}/v1/models/{LM}/generate_stream", json=GENERATE, timeout=60) as stream:
+        raw = "".join(stream.iter_text())
+    assert raw.rstrip().split("\n\n")[-1].startswith("event: done")
+    scored = httpx.post(f"{url}/v1/models/{LM}/score", json={"text": "the bank"}, timeout=60).json()
+    assert scored["num_tokens"] == 8
+    answer = httpx.post(f"{url}/v1/models/{SEQ2SEQ}/generate", json={"prompt": "1+2"}, timeout=60)
+    assert answer.status_code == 200
+    assert "zoneout_requests_total" in httpx.get(url + "/metrics").text
+    assert "tf-zoneout playground" in httpx.get(url + "/").text
+    assert httpx.post(f"{url}/v1/models/{LM}/score", json={"text": 3}).status_code == 422
+
+
+def test_playground_in_headless_chromium(live_server):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    server = Server(model_base)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(server.url + "/")
-            page.wait_for_function("document.querySelectorAll('#model option').length >= 2")
-            page.select_option("#model", LM)
-            page.fill("#prompt", "the market ")
-            page.fill("#max_new_tokens", "40")
-            page.fill("#seed", "3")
-            page.click("#generate")
-            page.wait_for_function("document.getElementById('gen-status').textContent.startsWith('done')")
-            assert len(page.inner_text("#generated")) == 40
-            page.fill("#score-text", "the bank said")
-            page.click("#score")
-            page.wait_for_selector("#heatmap span.token")
-            spans = page.query_selector_all("#heatmap span.token")
-            assert len(spans) == len("the bank said")
-            colours = {s.evaluate("e => getComputedStyle(e).backgroundColor") for s in spans}
-            assert len(colours) > 1  # coloured by surprisal
-            assert "bits per character" in page.inner_text("#score-status")
-            browser.close()
-    finally:
-        server.stop()
+    server = live_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_function("document.querySelectorAll('#model option').length >= 2")
+        page.select_option("#model", LM)
+        page.fill("#prompt", "the market ")
+        page.fill("#max_new_tokens", "40")
+        page.fill("#seed", "3")
+        page.click("#generate")
+        page.wait_for_function("document.getElementById('gen-status').textContent.startsWith('done')")
+        assert len(page.inner_text("#generated")) == 40
+        page.fill("#score-text", "the bank said")
+        page.click("#score")
+        page.wait_for_selector("#heatmap span.token")
+        spans = page.query_selector_all("#heatmap span.token")
+        assert len(spans) == len("the bank said")
+        colours = {s.evaluate("e => getComputedStyle(e).backgroundColor") for s in spans}
+        assert len(colours) > 1  # coloured by surprisal
+        assert "bits per character" in page.inner_text("#score-status")
+        browser.close()
 
 
 def test_model_names_never_reach_the_file_system(model_base, tmp_path):
