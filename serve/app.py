@@ -16,6 +16,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -142,7 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
 
     async def answer(model: LoadedModel, body: GenerateRequest, request: Request) -> GenerateResponse:
-        problem = {"problem": generation.np.asarray([body.prompt.encode()], object)}
+        problem = {"problem": np.asarray([body.prompt.encode()], object)}
         outputs = await call(model, "serving_default", problem, request)
         text = outputs["answer"][0].decode()
         return GenerateResponse(
@@ -284,9 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(
                 422, f"text: at most {settings.max_text_chars} characters on this server", "invalid_request"
             )
-        outputs = await call(
-            model, "score", {"text": generation.np.asarray([body.text.encode()], object)}, request
-        )
+        outputs = await call(model, "score", {"text": np.asarray([body.text.encode()], object)}, request)
         return {
             "model": model.name,
             "version": model.version,
