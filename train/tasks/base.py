@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
@@ -10,22 +12,13 @@ from train.config import RunConfig
 
 
 def recurrent_spec(config: RunConfig, max_timesteps: int = 1000, jit_compile: bool = True) -> RecurrentSpec:
-    """The recurrent layers' description from a run configuration."""
+    """The recurrent layers' description from a run configuration (fields of the same name)."""
+    spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)}
+    # The run's own jit_compile is about the whole training step, not the layers.
+    shared = spec_fields & {f.name for f in dataclasses.fields(RunConfig)} - {"jit_compile"}
     return RecurrentSpec(
-        cell=config.cell,
-        units=config.units,
-        zoneout_cells=config.zoneout_cells,
-        zoneout_states=config.zoneout_states,
-        share_mask=config.share_mask,
-        static_mask=config.static_mask,
-        input_gate_dropout=config.input_gate_dropout,
-        output_gate_zoneout=config.output_gate_zoneout,
-        weight_noise=config.weight_noise,
-        norm_stabilizer=config.norm_stabilizer,
-        stochastic_depth=config.stochastic_depth,
+        **{name: getattr(config, name) for name in shared},
         variational_dropout=(config.variational_input, config.variational_recurrent),
-        init=config.init,
-        init_scale=config.init_scale,
         max_timesteps=max_timesteps,
         jit_compile=jit_compile,
     )
