@@ -23,9 +23,20 @@ TASKS = (
     "gradient_propagation",
     "semantic_consistency",
 )
-PRESETS = ("paper", "cpu", "smoke", "demo")  # demo: char_ptb only (`make demo`)
+PRESETS = (
+    "paper",
+    "cpu",
+    "smoke",
+    "demo",
+    "small",
+)  # demo: char_ptb only (`make demo`); small: word_ptb only
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "zaremba", "exponential", "plateau")
+# token_mean: cross-entropy averaged over every predicted token. sum_over_time: summed over the
+# time steps and averaged over the batch (Zaremba et al.), so gradients are seq_len times larger;
+# their learning rates and clipping thresholds assume it. Reported metrics are per token either way.
+LOSS_REDUCTIONS = ("token_mean", "sum_over_time")
+LM_TASKS = ("char_ptb", "word_ptb", "text8")
 BATCHING = ("chunks", "contiguous")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -75,7 +86,9 @@ class RunConfig:
     lr_decay: float = 1.0
     lr_decay_start: int = 0
     momentum: float = 0.0
+    rmsprop_rho: float = 0.9  # RMSProp's moving-average decay of squared gradients
     clip_norm: float = 1.0
+    loss_reduction: str = "token_mean"
     epochs: int = 10
     steps_per_epoch: int = 0
     patience: int = 5
@@ -98,29 +111,69 @@ class RunConfig:
     compare: str = "zoneout,recurrent_dropout,unregularized"
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+        """The fields this run uses (see ``used_fields``) as a JSON object."""
+        values = dataclasses.asdict(self)
+        return json.dumps({name: values[name] for name in used_fields(self)}, indent=1, sort_keys=True)
 
 
-_LM_PAPER = dict(units=1000, seq_len=100, batch_size=32, learning_rate=0.002, clip_norm=1.0, epochs=50)
+# Fields only some runs read; every other field is read by every task.
+_FIELDS_OF_TASKS = {
+    ("batching", "loss_reduction", "dropout"): LM_TASKS,
+    ("seq_len",): LM_TASKS + ("semantic_consistency",),
+    ("permute",): ("pmnist", "gradient_propagation"),
+    ("seq2seq_task", "curriculum", "curriculum_threshold", "start_level", "max_level"): ("seq2seq",),
+    ("train_examples", "eval_examples"): ("seq2seq",),
+    ("compare",): ("gradient_propagation", "semantic_consistency"),
+}
+
+
+def used_fields(config: RunConfig) -> list[str]:
+    """Names of the fields ``config``'s task, optimizer and schedule read (the rest keep defaults)."""
+    unused = {name for names, tasks in _FIELDS_OF_TASKS.items() if config.task not in tasks for name in names}
+    if config.optimizer != "rmsprop":
+        unused.add("rmsprop_rho")
+    if config.optimizer == "adam":
+        unused.add("momentum")
+    if config.lr_schedule == "constant":
+        unused |= {"lr_decay", "lr_decay_start"}
+    elif config.lr_schedule != "zaremba":
+        unused.add("lr_decay_start")
+    return [f.name for f in dataclasses.fields(RunConfig) if f.name not in unused]
+
+
+# Presets: per task a "base" (what every preset of the task shares) and each preset's differences
+# from it. resolve() applies RunConfig defaults <- base <- preset <- --flags.
+# Section numbers cite the paper (arXiv 1606.01305); ../shared/docs/PAPER.md has the quotes.
+_SMOKE = dict(epochs=2, steps_per_epoch=5, eval_batches=3, checkpoint_every=4, log_every=2)
+_ZAREMBA = dict(  # Zaremba et al. (2014): contiguous rows, SGD, uniform init, summed-over-time loss
+    num_layers=2,
+    batching="contiguous",
+    init="uniform",
+    optimizer="sgd",
+    learning_rate=1.0,
+    lr_schedule="zaremba",
+    loss_reduction="sum_over_time",
+    batch_size=20,
+)
 PRESET_VALUES: dict[str, dict[str, dict]] = {
     "char_ptb": {
-        "paper": dict(**_LM_PAPER, zoneout_cells=0.5, zoneout_states=0.05, patience=5),
+        # 4.1.1: 1 x 1000 LSTM, sequences of 100, batch 32, Adam 0.002, clipping 1, orthogonal init.
+        "base": dict(units=1000, seq_len=100, batch_size=32, learning_rate=0.002, clip_norm=1.0),
+        # 4.1.1: best zoneout z_c=0.5, z_h=0.05; no epoch count given: train to convergence (the
+        # authors' log has its best validation BPC after epoch 100), early stopping on validation.
+        "paper": dict(zoneout_cells=0.5, zoneout_states=0.05, epochs=300, patience=10),
         "cpu": dict(
             units=256,
             embedding_dim=64,
-            seq_len=100,
             batch_size=64,
-            learning_rate=0.002,
             zoneout_cells=0.5,
             zoneout_states=0.05,
             epochs=6,
-            eval_batches=0,
             patience=3,
         ),
         "demo": dict(
             units=128,
             embedding_dim=32,
-            seq_len=100,
             batch_size=64,
             learning_rate=0.003,
             zoneout_cells=0.5,
@@ -130,33 +183,26 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             eval_batches=60,
         ),
         "smoke": dict(
+            _SMOKE,
             units=32,
             embedding_dim=16,
             seq_len=20,
             batch_size=8,
-            epochs=2,
             steps_per_epoch=6,
-            eval_batches=3,
             train_fraction=0.01,
             zoneout_cells=0.5,
             zoneout_states=0.05,
-            checkpoint_every=4,
-            log_every=2,
         ),
     },
     "word_ptb": {
+        "base": dict(_ZAREMBA),
+        # 4.1.2: Zaremba's large model (2 x 1500, 35 steps, init 0.04, lr 1 for 14 epochs then /1.15,
+        # clipping 10, 55 epochs, dropout 0.65) with zoneout z_c=0.25, z_h=0.025 on top.
         "paper": dict(
-            num_layers=2,
             units=1500,
             embedding_dim=1500,
             seq_len=35,
-            batch_size=20,
-            batching="contiguous",
-            init="uniform",
             init_scale=0.04,
-            optimizer="sgd",
-            learning_rate=1.0,
-            lr_schedule="zaremba",
             lr_decay=1 / 1.15,
             lr_decay_start=14,
             clip_norm=10.0,
@@ -164,20 +210,26 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             dropout=0.65,
             zoneout_cells=0.25,
             zoneout_states=0.025,
-            patience=10,
+            patience=0,
+        ),
+        # Table 1's "Unregularized LSTM" row is Zaremba's small model (4.1.2): 2 x 200, 20 steps, init 0.1,
+        # lr 1 for 4 epochs then halved each epoch, 13 epochs, clipping 5, no dropout, no early stopping.
+        "small": dict(
+            units=200,
+            embedding_dim=200,
+            seq_len=20,
+            init_scale=0.1,
+            lr_decay=0.5,
+            lr_decay_start=4,
+            clip_norm=5.0,
+            epochs=13,
+            patience=0,
         ),
         "cpu": dict(
-            num_layers=2,
             units=200,
             embedding_dim=200,
             seq_len=35,
-            batch_size=20,
-            batching="contiguous",
-            init="uniform",
             init_scale=0.1,
-            optimizer="sgd",
-            learning_rate=1.0,
-            lr_schedule="zaremba",
             lr_decay=0.5,
             lr_decay_start=4,
             clip_norm=5.0,
@@ -188,140 +240,87 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             patience=3,
         ),
         "smoke": dict(
-            num_layers=2,
+            _SMOKE,
             units=32,
             embedding_dim=32,
             seq_len=10,
             batch_size=4,
-            batching="contiguous",
-            init="uniform",
             init_scale=0.1,
-            optimizer="sgd",
-            learning_rate=1.0,
-            lr_schedule="zaremba",
             lr_decay=0.5,
             lr_decay_start=1,
             clip_norm=5.0,
-            epochs=2,
-            steps_per_epoch=5,
-            eval_batches=3,
             train_fraction=0.01,
             zoneout_cells=0.25,
             zoneout_states=0.025,
-            checkpoint_every=4,
-            log_every=2,
         ),
     },
     "text8": {
-        "paper": dict(
-            units=2000,
-            seq_len=180,
-            batch_size=128,
-            learning_rate=0.001,
-            clip_norm=1.0,
-            epochs=20,
-            zoneout_cells=0.2,
-            zoneout_states=0.2,
-            patience=3,
-        ),
+        # 4.2: 1 x 2000, orthogonal init, batch 128, Adam 0.001, sequences of 180, clipping 1.
+        "base": dict(seq_len=180, learning_rate=0.001, clip_norm=1.0, zoneout_cells=0.5, zoneout_states=0.05),
+        # 4.2, Fig. 4: zoneout z_c=0.5, z_h=0.05; early stopping on validation.
+        "paper": dict(units=2000, batch_size=128, epochs=100, patience=5),
         "cpu": dict(
             units=256,
             embedding_dim=64,
-            seq_len=180,
             batch_size=64,
             learning_rate=0.002,
             epochs=1,
             steps_per_epoch=2000,
             eval_batches=200,
-            zoneout_cells=0.2,
-            zoneout_states=0.2,
         ),
-        "smoke": dict(
-            units=32,
-            embedding_dim=16,
-            seq_len=20,
-            batch_size=4,
-            epochs=2,
-            steps_per_epoch=5,
-            eval_batches=3,
-            zoneout_cells=0.2,
-            zoneout_states=0.2,
-            checkpoint_every=4,
-            log_every=2,
-        ),
+        "smoke": dict(_SMOKE, units=32, embedding_dim=16, seq_len=20, batch_size=4),
     },
     "pmnist": {
-        "paper": dict(
+        # 4.3: 100 units, batch 100, RMSProp lr 0.001 with "a decay rate of 0.5 for the moving average of
+        # gradient norms" (rho=0.5, not a learning-rate decay), clipping 1, z_c = z_h = 0.15.
+        "base": dict(
             units=100,
             batch_size=100,
             optimizer="rmsprop",
-            learning_rate=0.001,
-            lr_schedule="plateau",
-            lr_decay=0.5,
-            clip_norm=1.0,
-            epochs=150,
-            zoneout_cells=0.15,
-            zoneout_states=0.15,
-            patience=20,
-        ),
-        "cpu": dict(
-            units=100,
-            batch_size=100,
-            optimizer="rmsprop",
+            rmsprop_rho=0.5,
             learning_rate=0.001,
             clip_norm=1.0,
-            epochs=2,
-            steps_per_epoch=150,
-            eval_batches=20,
             zoneout_cells=0.15,
             zoneout_states=0.15,
         ),
+        # 4.3: 150 epochs at a constant learning rate, no early stopping.
+        "paper": dict(epochs=150, patience=0),
+        "cpu": dict(epochs=2, steps_per_epoch=150, eval_batches=20),
         "smoke": dict(
+            _SMOKE,
             units=16,
             batch_size=8,
-            optimizer="rmsprop",
-            learning_rate=0.001,
-            epochs=2,
             steps_per_epoch=3,
             eval_batches=2,
             train_fraction=0.01,
-            zoneout_cells=0.15,
-            zoneout_states=0.15,
             checkpoint_every=2,
             log_every=1,
         ),
     },
     "seq2seq": {
-        "paper": dict(
+        # The paper gives no settings for the toy task; these are the original code's: 2 x 128 enc.-decoder,
+        # Adam 0.01, batch 32, uniform init 0.08, no clipping, lr x0.95 when validation error rises at the
+        # last curriculum level, z_c = 0.05.
+        "base": dict(
             num_layers=2,
             units=128,
             embedding_dim=32,
-            batch_size=64,
+            batch_size=32,
+            init="uniform",
+            init_scale=0.08,
             learning_rate=0.01,
-            clip_norm=1.0,
-            epochs=100,
-            patience=100,
-            train_examples=50_000,
-            eval_examples=2_000,
+            clip_norm=0.0,
+            lr_schedule="plateau",
+            lr_decay=0.95,
+            zoneout_cells=0.05,
         ),
-        "cpu": dict(
-            num_layers=2,
-            units=128,
-            embedding_dim=32,
-            batch_size=64,
-            learning_rate=0.01,
-            epochs=20,
-            patience=20,
-            train_examples=20_000,
-            eval_examples=1_000,
-        ),
+        "paper": dict(epochs=100, patience=100, train_examples=50_000, eval_examples=2_000),
+        "cpu": dict(epochs=20, patience=20, train_examples=20_000, eval_examples=1_000),
         "smoke": dict(
-            num_layers=2,
+            _SMOKE,
             units=16,
             embedding_dim=8,
             batch_size=16,
-            learning_rate=0.01,
-            epochs=2,
             steps_per_epoch=4,
             train_examples=200,
             eval_examples=32,
@@ -330,24 +329,19 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
         ),
     },
     "gradient_propagation": {
-        "paper": dict(units=100, batch_size=100, optimizer="rmsprop", learning_rate=0.001, epochs=1),
-        "cpu": dict(
-            units=100, batch_size=100, optimizer="rmsprop", learning_rate=0.001, epochs=1, steps_per_epoch=100
+        # 4.4, Fig. 6: gradient norms per time step after one epoch of pMNIST training (as in 4.3).
+        "base": dict(
+            units=100, batch_size=100, optimizer="rmsprop", rmsprop_rho=0.5, learning_rate=0.001, epochs=1
         ),
+        "paper": dict(),
+        "cpu": dict(steps_per_epoch=100),
         "smoke": dict(
-            units=8,
-            batch_size=8,
-            optimizer="rmsprop",
-            learning_rate=0.001,
-            epochs=1,
-            steps_per_epoch=2,
-            train_fraction=0.01,
-            eval_batches=1,
-            log_every=1,
+            units=8, batch_size=8, steps_per_epoch=2, train_fraction=0.01, eval_batches=1, log_every=1
         ),
     },
     "semantic_consistency": {
-        "paper": dict(
+        # Toy of the original code (no section): a linear 2-unit RNN trained so that h_10 matches h_0.
+        "base": dict(
             units=2,
             batch_size=32,
             learning_rate=0.01,
@@ -357,27 +351,9 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             clip_norm=0.0,
             compare="0,0.1,0.9",
         ),
-        "cpu": dict(
-            units=2,
-            batch_size=32,
-            learning_rate=0.01,
-            seq_len=10,
-            epochs=20,
-            steps_per_epoch=100,
-            clip_norm=0.0,
-            compare="0,0.1,0.9",
-        ),
-        "smoke": dict(
-            units=2,
-            batch_size=8,
-            learning_rate=0.01,
-            seq_len=10,
-            epochs=2,
-            steps_per_epoch=5,
-            clip_norm=0.0,
-            compare="0,0.1,0.9",
-            log_every=1,
-        ),
+        "paper": dict(),
+        "cpu": dict(),
+        "smoke": dict(batch_size=8, epochs=2, steps_per_epoch=5, log_every=1),
     },
 }
 # The analysis tasks compare several models; these fields name what they compare.
@@ -391,6 +367,7 @@ _CHOICES = {
     "lr_schedule": LR_SCHEDULES,
     "batching": BATCHING,
     "strategy": STRATEGIES,
+    "loss_reduction": LOSS_REDUCTIONS,
     "seq2seq_task": ("addition", "program"),
 }
 _PROBABILITIES = (
@@ -431,6 +408,7 @@ _NON_NEGATIVE = (
     "momentum",
     "init_scale",
 )
+_UNIT_INTERVAL = ("rmsprop_rho",)
 
 
 def _parse_value(name: str, text: str):
@@ -481,6 +459,9 @@ def validate(config: RunConfig) -> RunConfig:
         value = getattr(config, name)
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name}={value} must be a probability in [0, 1]")
+    for name in _UNIT_INTERVAL:
+        if not 0.0 <= getattr(config, name) < 1.0:
+            raise ConfigError(f"{name}={getattr(config, name)} must be in [0, 1)")
     for name in _POSITIVE:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name}={getattr(config, name)} must be positive")
@@ -497,6 +478,11 @@ def validate(config: RunConfig) -> RunConfig:
         )
     if config.cell == "rnn" and config.input_gate_dropout:
         raise ConfigError("--input-gate-dropout applies to lstm and gru (a tanh-RNN has no input gate)")
+    if config.loss_reduction == "sum_over_time" and config.task not in LM_TASKS:
+        raise ConfigError(
+            f"loss_reduction=sum_over_time is for the language-model tasks ({', '.join(LM_TASKS)}), "
+            f"not {config.task}: use token_mean"
+        )
     if config.train_fraction == 0:
         raise ConfigError("train_fraction must be > 0")
     if config.start_level > config.max_level:
@@ -512,10 +498,10 @@ def resolve(task: str, preset: str = "cpu", overrides: dict | None = None) -> Ru
         raise ConfigError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    if preset not in PRESET_VALUES[task]:
-        defined = ", ".join(PRESET_VALUES[task])
+    if preset not in PRESET_VALUES[task] or preset == "base":
+        defined = ", ".join(p for p in PRESET_VALUES[task] if p != "base")
         raise ConfigError(f"preset {preset!r} is not defined for {task}; choose from {defined}")
-    values = {**PRESET_VALUES[task][preset], **(overrides or {})}
+    values = {**PRESET_VALUES[task]["base"], **PRESET_VALUES[task][preset], **(overrides or {})}
     unknown = set(values) - set(_FIELDS)
     if unknown:
         raise ConfigError(f"unknown field(s) {sorted(unknown)}")

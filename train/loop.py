@@ -47,7 +47,7 @@ def make_optimizer(config: RunConfig) -> keras.Optimizer:
         return keras.optimizers.Adam(config.learning_rate)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
-    return keras.optimizers.RMSprop(config.learning_rate, momentum=config.momentum)
+    return keras.optimizers.RMSprop(config.learning_rate, rho=config.rmsprop_rho, momentum=config.momentum)
 
 
 def scheduled_learning_rate(config: RunConfig, epoch: int, current: float, plateaued: bool) -> float:
@@ -163,6 +163,8 @@ class Trainer:
                 loss_sum, count, new_carry = task.loss(model, batch, carry, training=True)
                 total = context.all_reduce(tf.distribute.ReduceOp.SUM, count) if replicas > 1 else count
                 loss = loss_sum / total
+                if config.loss_reduction == "sum_over_time":  # Zaremba's scale: x time steps per row
+                    loss *= config.seq_len
                 if model.losses:  # norm stabilizer: a per-replica mean, averaged over replicas
                     loss += tf.add_n(model.losses) / replicas
             grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
@@ -253,7 +255,10 @@ class Trainer:
         config, task = self.config, self.task
         lr_variable = self.optimizer.learning_rate
         plateaued = (
-            bool(history) and int(self.progress["bad_epochs"]) > 0 and history[-1].get("improved") is False
+            bool(history)
+            and int(self.progress["bad_epochs"]) > 0
+            and history[-1].get("improved") is False
+            and task.lr_may_decay()
         )
         if int(self.progress["step_in_epoch"]) == 0:
             lr_variable.assign(scheduled_learning_rate(config, epoch, float(lr_variable.numpy()), plateaued))

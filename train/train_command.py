@@ -26,13 +26,22 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", help=f"one of {', '.join(config_lib.TASKS)}")
-    parser.add_argument("--preset", default="cpu", help="paper | cpu | smoke (default cpu)")
+    parser.add_argument(
+        "--preset",
+        default="cpu",
+        help="paper | cpu | smoke | demo (char_ptb) | small (word_ptb); default: cpu",
+    )
     parser.add_argument("--run-dir", help="run folder (default runs/TASK-PRESET-TIME)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument(
         "--data-dir", help="folder with the raw data files (else $ZONEOUT_DATA_DIR or download)"
     )
     parser.add_argument("--tfds-dir", help="TFDS data folder (default ~/tensorflow_datasets)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved configuration as one JSON object and exit (reads no data, builds no model)",
+    )
     parser.set_defaults(run=run, overrides=[])
 
 
@@ -62,6 +71,9 @@ def run(args) -> int:
     except config_lib.ConfigError as error:
         print(f"zoneout train: error: {error}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(config.to_json(), flush=True)
+        return 0
     run_dir = Path(args.run_dir or f"runs/{config.task}-{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.data_dir:
         os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())

@@ -67,6 +67,10 @@ class Task:
         """{"loss": ..., self.metric: ..., ...} on ``split`` ("validation" or "test")."""
         raise NotImplementedError
 
+    def lr_may_decay(self) -> bool:
+        """Whether a plateau may lower the learning rate now (the seq2seq curriculum: last level only)."""
+        return True
+
     def state_variables(self) -> dict:
         """Task state to checkpoint (e.g. the curriculum level)."""
         return {}

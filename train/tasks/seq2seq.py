@@ -77,6 +77,10 @@ class Seq2SeqTask(Task):
         exact = np.all(decoded == answers, axis=1)
         return {"loss": loss, "sequence_error": float(1.0 - exact.mean()), "level": int(self.level.numpy())}
 
+    def lr_may_decay(self) -> bool:
+        """The original code lowers the learning rate only once the curriculum is at its last level."""
+        return not self.config.curriculum or int(self.level.numpy()) >= self.config.max_level
+
     def state_variables(self) -> dict:
         return {"curriculum_level": self.level}
 
