@@ -105,3 +105,26 @@ def small_text8(tmp_path, monkeypatch):
     monkeypatch.setitem(sources.FILES, "text8/text8", small)
     monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path))
     return str(tmp_path / "tfds"), text
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, tfds_dir):
+    """Smoke-trained runs shared by every test module: ``smoke_run(task)`` -> (trainer, run folder,
+    final metrics). Each task is trained once per session; tests only read what it wrote."""
+    from train import config as config_lib
+    from train import tasks
+    from train.loop import Trainer
+
+    runs = {}
+
+    def get(task_name: str):
+        if task_name not in runs:
+            if task_name in ("char_ptb", "word_ptb", "pmnist", "gradient_propagation"):
+                shared_data_dir()
+            run_dir = tmp_path_factory.mktemp(f"smoke-{task_name}") / "run"
+            config = config_lib.resolve(task_name, "smoke")
+            trainer = Trainer(tasks.get(config, tfds_dir), run_dir, show_progress=False)
+            runs[task_name] = (trainer, run_dir, trainer.run())
+        return runs[task_name]
+
+    return get

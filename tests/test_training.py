@@ -98,16 +98,42 @@ def check_language_model_export(trainer, run_dir, text):
 
 
 @pytest.mark.parametrize("task_name", ["char_ptb", "word_ptb"])
-def test_ptb_language_model_end_to_end(task_name, tmp_path, tfds_dir):
-    shared_data_dir()
-    trainer, _ = smoke(task_name, tmp_path / "run", tfds_dir)
-    metrics = assert_run_folder(tmp_path / "run", trainer.task.metric)
+def test_ptb_language_model_end_to_end(task_name, smoke_run):
+    trainer, run_dir, _ = smoke_run(task_name)
+    metrics = assert_run_folder(run_dir, trainer.task.metric)
     test = metrics["final"]["test"]
     metric = trainer.task.metric
     assert {"loss", metric, "loss_fresh_state", f"{metric}_fresh_state"} <= set(test)
-    metadata = json.loads((tmp_path / "run" / "export" / "metadata.json").read_text())
+    metadata = json.loads((run_dir / "export" / "metadata.json").read_text())
     assert metadata["task"] == task_name and metadata["vocab_size"] == len(trainer.task.vocabulary)
-    check_language_model_export(trainer, tmp_path / "run", "the company said it expects")
+    check_language_model_export(trainer, run_dir, "the company said it expects")
+
+
+@pytest.mark.parametrize(
+    ("task_name", "nothing_scorable"),
+    [("char_ptb", ["", "\u0088\u00d3", "\u00e9\u00e9\u00e9"]), ("word_ptb", ["", "   ", "\n\t "])],
+)
+def test_signatures_are_defined_for_texts_with_nothing_to_score(task_name, nothing_scorable, smoke_run):
+    """What TF Serving would be sent: texts with no known token score as zero tokens, alone or in a
+    batch with a real text, and generation from such prompts (or for zero tokens) is defined."""
+    _, run_dir, _ = smoke_run(task_name)
+    exported = tf.saved_model.load(str(run_dir / "export"))
+    score = exported.signatures["score"]
+    alone = score(text=tf.constant(nothing_scorable))
+    np.testing.assert_array_equal(alone["num_tokens"].numpy(), 0)
+    np.testing.assert_array_equal(alone["nll"].numpy(), 0.0)
+    np.testing.assert_array_equal(alone["bits_per_token"].numpy(), 0.0)
+    assert alone["token_surprisal"].shape[1] == 0 and alone["tokens"].shape[1] == 0
+    mixed = score(text=tf.constant([*nothing_scorable, "the company"]))
+    reference = score(text=tf.constant(["the company"]))
+    np.testing.assert_array_equal(mixed["num_tokens"].numpy()[:-1], 0)
+    np.testing.assert_allclose(mixed["nll"].numpy()[-1], reference["nll"].numpy()[0], rtol=1e-5)
+    assert mixed["token_surprisal"].shape[1] == int(reference["num_tokens"][0])
+    generated = generate(exported.signatures["serving_default"], nothing_scorable, [1] * len(nothing_scorable))
+    assert np.all(generated["num_tokens"].numpy() == 30)
+    assert all(len(t) > 0 for t in generated["text"].numpy())
+    empty = generate(exported.signatures["serving_default"], ["the", ""], [1, 2], max_new_tokens=0)
+    assert list(empty["text"].numpy()) == [b"", b""] and np.all(empty["logprob"].numpy() == 0.0)
 
 
 def test_text8_language_model_on_a_small_file(small_text8, tmp_path):
@@ -117,11 +143,10 @@ def test_text8_language_model_on_a_small_file(small_text8, tmp_path):
     check_language_model_export(trainer, tmp_path / "run", "anarchism originated as a term")
 
 
-def test_pmnist_end_to_end_and_classifier_export(tmp_path, tfds_dir):
-    shared_data_dir()
-    trainer, _ = smoke("pmnist", tmp_path / "run", tfds_dir)
-    assert_run_folder(tmp_path / "run", "error")
-    exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
+def test_pmnist_end_to_end_and_classifier_export(smoke_run, tfds_dir):
+    trainer, run_dir, _ = smoke_run("pmnist")
+    assert_run_folder(run_dir, "error")
+    exported = tf.saved_model.load(str(run_dir / "export"))
     from tf_zoneout.data import pmnist
 
     images, _ = next(iter(pmnist.pmnist_dataset("test", 4, permute_seed=None, tfds_dir=tfds_dir)))
@@ -138,11 +163,11 @@ def test_pmnist_with_recurrent_batchnorm_and_shared_zoneout_mask(tmp_path, tfds_
     assert math.isfinite(final["test"]["error"])
 
 
-def test_seq2seq_end_to_end_and_export(tmp_path):
-    trainer, _ = smoke("seq2seq", tmp_path / "run")
-    assert_run_folder(tmp_path / "run", "sequence_error")
-    assert_no_xla(tmp_path / "run" / "export")
-    exported = tf.saved_model.load(str(tmp_path / "run" / "export"))
+def test_seq2seq_end_to_end_and_export(smoke_run):
+    trainer, run_dir, _ = smoke_run("seq2seq")
+    assert_run_folder(run_dir, "sequence_error")
+    assert_no_xla(run_dir / "export")
+    exported = tf.saved_model.load(str(run_dir / "export"))
     problems = ["12+34", "7+5", "99+1"]
     answers = exported.signatures["serving_default"](problem=tf.constant(problems))["answer"].numpy()
     task = trainer.task

@@ -51,15 +51,24 @@ class LanguageModelModule(tf.Module):
 
     @tf.function(input_signature=[_batched(tf.string, "text")])
     def score(self, text):
-        """Surprisal of every token of each text, read with the state carried through it."""
+        """Surprisal of every token of each text, read with the state carried through it.
+
+        A text with nothing to score (empty, whitespace-only for word models, or every character
+        outside the vocabulary) gives ``num_tokens`` 0, ``nll`` 0, ``bits_per_token`` 0 and an
+        empty row; never an error.
+        """
         ids, lengths, unknown = self._prefixed(text)
+        width = tf.shape(ids)[1] - 1  # the longest text's token count (0 when nothing is scorable)
+        # One padding column more, so the model always reads at least one step; cut off again below.
+        ids = tf.pad(ids, [[0, 0], [0, 1]])
         inputs, targets = ids[:, :-1], ids[:, 1:]
         num_tokens = lengths - 1
         logits, _ = self.model(inputs, training=False)  # padding is at the end: causal, no mask needed
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=targets, logits=tf.cast(logits, tf.float32)
-        )
-        valid = tf.sequence_mask(num_tokens, tf.shape(targets)[1])
+        )[:, :width]
+        targets = targets[:, :width]
+        valid = tf.sequence_mask(num_tokens, width)
         nll = tf.where(valid, nll, 0.0)
         total = tf.reduce_sum(nll, axis=1)
         bits = nll / math.log(2.0)
@@ -85,13 +94,18 @@ class LanguageModelModule(tf.Module):
         ]
     )
     def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
-        """Continue each prompt by up to ``max_new_tokens`` sampled tokens."""
+        """Continue each prompt by up to ``max_new_tokens`` sampled tokens.
+
+        An empty prompt (or one with no known token) continues from the start token alone, as
+        at the beginning of a text; ``max_new_tokens`` <= 0 gives the empty string.
+        """
         ids, lengths, unknown = self._prefixed(prompt)
         mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
         logits, states = self.model(ids, step_mask=mask, training=False)  # padded steps keep the state
         last = tf.gather(logits, lengths - 1, batch_dims=1)
         counts = tf.clip_by_value(max_new_tokens, 0, MAX_NEW_TOKENS)
-        steps = tf.reduce_max(tf.concat([counts, [0]], axis=0))
+        # At least one step, so the token list is never empty (an empty stack has no shape).
+        steps = tf.reduce_max(tf.concat([counts, [1]], axis=0))
         batch = tf.shape(prompt)[0]
 
         def body(t, last, states, tokens, logprob):
