@@ -129,7 +129,9 @@ def test_signatures_are_defined_for_texts_with_nothing_to_score(task_name, nothi
     np.testing.assert_array_equal(mixed["num_tokens"].numpy()[:-1], 0)
     np.testing.assert_allclose(mixed["nll"].numpy()[-1], reference["nll"].numpy()[0], rtol=1e-5)
     assert mixed["token_surprisal"].shape[1] == int(reference["num_tokens"][0])
-    generated = generate(exported.signatures["serving_default"], nothing_scorable, [1] * len(nothing_scorable))
+    generated = generate(
+        exported.signatures["serving_default"], nothing_scorable, [1] * len(nothing_scorable)
+    )
     assert np.all(generated["num_tokens"].numpy() == 30)
     assert all(len(t) > 0 for t in generated["text"].numpy())
     empty = generate(exported.signatures["serving_default"], ["the", ""], [1, 2], max_new_tokens=0)
