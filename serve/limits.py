@@ -1,50 +1,69 @@
-"""Request-body size limit as ASGI middleware: bodies over the limit get 413 before parsing."""
+"""Request guard as ASGI middleware, before any parsing: bodies that are not JSON get 415, bodies over
+the limit get 413 (declared by Content-Length or counted while streaming, e.g. chunked)."""
 
 from __future__ import annotations
 
 import json
 
+BODY_METHODS = {"POST", "PUT", "PATCH"}
 
-class BodySizeLimit:
-    """Rejects requests whose declared or streamed body exceeds ``max_bytes`` (413)."""
+
+def is_json(content_type: bytes) -> bool:
+    """application/json, or any application/*+json, with or without parameters (charset)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+class RequestGuard:
+    """Answers 415 or 413 itself; otherwise hands the app the whole (at most ``max_bytes``) body.
+
+    ``on_reject(kind)`` is called for each rejection (for the metrics).
+    """
 
     def __init__(self, app, max_bytes: int, on_reject=None):
         self.app, self.max_bytes, self.on_reject = app, max_bytes, on_reject
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type")
         declared = headers.get(b"content-length")
+        if content_type is not None and not is_json(content_type):
+            shown = content_type.decode("latin-1")
+            return await self._reject(send, 415, f"Content-Type {shown!r} is not JSON: send application/json")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(send)
-        received = 0
-        too_large = False
-
-        async def limited_receive():
-            nonlocal received, too_large
+            return await self._reject(send, 413, f"request body larger than {self.max_bytes} bytes")
+        body, more = b"", True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise BodyTooLargeError
-            return message
+            if message["type"] == "http.disconnect":
+                return None
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                return await self._reject(send, 413, f"request body larger than {self.max_bytes} bytes")
+        if body and content_type is None:
+            return await self._reject(send, 415, "the body has no Content-Type: send application/json")
+        replayed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLargeError:
-            if too_large:
-                await self._reject(send)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
 
-    async def _reject(self, send):
+        return await self.app(scope, replay, send)
+
+    async def _reject(self, send, status: int, detail: str):
         if self.on_reject is not None:
-            self.on_reject.labels("body_too_large").inc()
-        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+            self.on_reject("body_too_large" if status == 413 else "not_json")
+        body = json.dumps({"detail": detail}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
@@ -52,7 +71,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLargeError(Exception):
-    pass

@@ -1,27 +1,32 @@
-"""Request and response bodies, with their limits in the schema (OpenAPI shows them)."""
+"""Request and response bodies. The request limits come from the server's settings
+(``request_models``), so the OpenAPI document states the limits the server enforces."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-MAX_PROMPT_CHARS = 20_000
 MAX_STOP_SEQUENCES = 8
+MAX_STOP_CHARS = 64
+MAX_TEXT_CHARS = 20_000  # the defaults of the settings of the same names
+MAX_NEW_TOKENS = 1000
 
 
 class GenerateRequest(BaseModel):
+    """A generation request with the default limits; ``request_models`` gives the server's own."""
+
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(
-        "", max_length=MAX_PROMPT_CHARS, description="text to continue (seq2seq: the problem)"
+    prompt: str = Field("", max_length=MAX_TEXT_CHARS, description="text to continue (seq2seq: the problem)")
+    max_new_tokens: int = Field(
+        100, ge=1, le=MAX_NEW_TOKENS, description="tokens (characters for char models) to add"
     )
-    max_new_tokens: int = Field(100, ge=1, le=4096, description="tokens (characters for char models) to add")
     temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
     top_k: int = Field(0, ge=0, le=100_000, description="sample among the k most likely; 0: off")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1: off")
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="same seed, same text; none: random")
-    stop: list[str] = Field(
+    stop: list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] = Field(
         default_factory=list,
         max_length=MAX_STOP_SEQUENCES,
         description="cut the text before the first of these",
@@ -40,9 +45,49 @@ class GenerateResponse(BaseModel):
 
 
 class ScoreRequest(BaseModel):
+    """A scoring request with the default limits; ``request_models`` gives the server's own."""
+
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS)
+    text: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS, description="the text to score")
+
+
+class RequestModels(NamedTuple):
+    generate: type[GenerateRequest]
+    score: type[ScoreRequest]
+
+
+def request_models(max_text_chars: int, max_new_tokens: int) -> RequestModels:
+    """The request bodies with this server's limits (same names in OpenAPI as the defaults)."""
+    generate = create_model(
+        "GenerateRequest",
+        __base__=GenerateRequest,
+        prompt=(
+            str,
+            Field("", max_length=max_text_chars, description="text to continue (seq2seq: the problem)"),
+        ),
+        max_new_tokens=(
+            int,
+            Field(
+                min(100, max_new_tokens),
+                ge=1,
+                le=max_new_tokens,
+                description="tokens (characters for char models) to add",
+            ),
+        ),
+    )
+    score = create_model(
+        "ScoreRequest",
+        __base__=ScoreRequest,
+        text=(str, Field(..., min_length=1, max_length=max_text_chars, description="the text to score")),
+    )
+    return RequestModels(generate, score)
+
+
+def largest_request_bytes(max_text_chars: int) -> int:
+    """An upper bound of a schema-valid request body's size in compact JSON: at worst every character
+    is written as a 12-byte surrogate-pair escape. Settings check max_body_bytes against it."""
+    return 12 * (max_text_chars + MAX_STOP_SEQUENCES * MAX_STOP_CHARS) + 1024
 
 
 class ScoreResponse(BaseModel):
@@ -71,7 +116,3 @@ class ModelInfo(BaseModel):
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
-
-
-class ErrorBody(BaseModel):
-    detail: str

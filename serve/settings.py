@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serve.schemas import largest_request_bytes
 
 
 class Settings(BaseSettings):
@@ -20,9 +22,20 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = Field(5.0, ge=0, le=1000)
     max_queue: int = Field(64, ge=1, description="requests waiting per model; more get 503")
     model_concurrency: int = Field(1, ge=1, le=64, description="model calls running at once per model")
-    max_body_bytes: int = Field(65_536, ge=1024, description="larger request bodies get 413")
-    max_new_tokens: int = Field(1000, ge=1, le=4096)
-    max_text_chars: int = Field(20_000, ge=1)
+    max_body_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
+    max_new_tokens: int = Field(1000, ge=1, le=4096, description="largest max_new_tokens a request may ask")
+    max_text_chars: int = Field(20_000, ge=1, description="longest prompt or scored text, in characters")
     poll_seconds: float = Field(2.0, gt=0, description="how often the model base is checked for new versions")
     stream_chunk_tokens: int = Field(16, ge=1, le=256, description="tokens per server-sent event")
     retry_after_seconds: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def body_limit_admits_every_valid_request(self):
+        needed = largest_request_bytes(self.max_text_chars)
+        if self.max_body_bytes < needed:
+            raise ValueError(
+                f"max_body_bytes={self.max_body_bytes} would refuse valid requests: texts of "
+                f"max_text_chars={self.max_text_chars} characters can take {needed} bytes of JSON; "
+                f"raise max_body_bytes to at least {needed} or lower max_text_chars"
+            )
+        return self

@@ -128,3 +128,20 @@ def smoke_run(tmp_path_factory, tfds_dir):
         return runs[task_name]
 
     return get
+
+
+# The model base every service test serves: a smoke-trained model of every kind.
+LM, SEQ2SEQ, WORD_LM, CLASSIFIER = "char_lm", "adder", "word_lm", "digits"
+SERVED = {LM: "char_ptb", SEQ2SEQ: "seq2seq", WORD_LM: "word_ptb", CLASSIFIER: "pmnist"}
+
+
+@pytest.fixture(scope="session")
+def model_base(tmp_path_factory, smoke_run):
+    """MODEL_BASE/NAME/1 for every model of ``SERVED`` (from the session's shared smoke runs)."""
+    from train.export_command import publish
+
+    root = tmp_path_factory.mktemp("serving")
+    for name, task_name in SERVED.items():
+        _, run_dir, _ = smoke_run(task_name)
+        publish(run_dir / "export", root / "models", name)
+    return root / "models"

@@ -17,29 +17,12 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_data_dir
+from conftest import LM, SEQ2SEQ, SERVED, WORD_LM
 from fastapi.testclient import TestClient
 
 from serve.app import create_app
 from serve.settings import Settings
-from train import config as config_lib
-from train import tasks
 from train.export_command import publish
-from train.loop import Trainer
-
-LM, SEQ2SEQ = "char_lm", "adder"
-
-
-@pytest.fixture(scope="session")
-def model_base(tmp_path_factory, tfds_dir):
-    """A model base with a smoke-trained char-PTB model and a smoke-trained seq2seq model."""
-    shared_data_dir()
-    root = tmp_path_factory.mktemp("serving")
-    for task_name, name in (("char_ptb", LM), ("seq2seq", SEQ2SEQ)):
-        config = config_lib.resolve(task_name, "smoke")
-        Trainer(tasks.get(config, tfds_dir), root / f"run-{name}", show_progress=False).run()
-        publish(root / f"run-{name}" / "export", root / "models", name)
-    return root / "models"
 
 
 def wait_healthy(client, timeout=120):
@@ -69,7 +52,7 @@ def test_health_is_503_without_models(tmp_path):
 
 def test_models_endpoint_describes_each_model(client):
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
-    assert set(models) == {LM, SEQ2SEQ}
+    assert set(models) == set(SERVED)
     assert models[LM]["version"] == 1 and models[LM]["task"] == "char_ptb" and models[LM]["vocab_size"] == 50
     assert "test" in models[LM]["metrics"] and models[SEQ2SEQ]["kind"] == "seq2seq"
 
@@ -163,12 +146,50 @@ def test_bad_input_gets_its_status_and_a_message(client, path, body, status, mes
     assert message in response.json()["detail"]
 
 
-def test_oversized_body_gets_413(client):
-    big = json.dumps({"text": "a" * 70_000})
-    response = client.post(
+def test_oversized_body_gets_413_with_or_without_content_length(client):
+    big = json.dumps({"text": "a" * 300_000})
+    declared = client.post(
         f"/v1/models/{LM}/score", content=big, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 413 and "larger than" in response.json()["detail"]
+    assert declared.status_code == 413 and "larger than" in declared.json()["detail"]
+
+    def chunks():  # no Content-Length: the body arrives chunked, 20 MB
+        for _ in range(2000):
+            yield b" " * 10_000
+
+    chunked = client.post(
+        f"/v1/models/{LM}/score", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413 and "larger than" in chunked.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_gets_415(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post(f"/v1/models/{LM}/score", content=b"text=hello", headers=headers)
+    assert response.status_code == 415 and "application/json" in response.json()["detail"]
+    charset = client.post(
+        f"/v1/models/{LM}/score",
+        content=json.dumps({"text": "the bank"}).encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 200
+
+
+@pytest.mark.parametrize(("name", "text"), [(LM, "\u0088\u00d3"), (WORD_LM, "   ")])
+def test_text_with_nothing_to_score_gets_zero_tokens(client, name, text):
+    body = client.post(f"/v1/models/{name}/score", json={"text": text}).json()
+    assert body["num_tokens"] == 0 and body["bits_per_token"] == 0.0 and body["perplexity"] == 1.0
+    assert body["tokens"] == [] and body["token_surprisal"] == []
+
+
+def test_generate_from_an_empty_or_unknown_prompt(client):
+    for name in (LM, WORD_LM):
+        for prompt in ("", "\u0088\u00d3"):
+            response = client.post(
+                f"/v1/models/{name}/generate", json={"prompt": prompt, "max_new_tokens": 5}
+            )
+            assert response.status_code == 200, response.text
 
 
 def test_metrics_count_requests_batches_tokens_and_errors(client):
@@ -185,9 +206,38 @@ def test_metrics_count_requests_batches_tokens_and_errors(client):
         assert name in text, name
 
 
-def test_openapi_shows_the_limits(client):
-    schema = client.get("/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"]
-    assert schema["temperature"]["minimum"] == 0 and schema["max_new_tokens"]["maximum"] == 4096
+def test_openapi_shows_the_limits_the_server_enforces(model_base):
+    settings = Settings(model_base=model_base, max_new_tokens=321, max_text_chars=500, max_body_bytes=20_000)
+    with TestClient(create_app(settings)) as small:
+        schemas = small.get("/openapi.json").json()["components"]["schemas"]
+        generate = schemas["GenerateRequest"]["properties"]
+        assert generate["temperature"]["minimum"] == 0 and generate["max_new_tokens"]["maximum"] == 321
+        assert (
+            generate["prompt"]["maxLength"] == 500
+            and schemas["ScoreRequest"]["properties"]["text"]["maxLength"] == 500
+        )
+        wait_healthy(small)
+        over = small.post(f"/v1/models/{LM}/generate", json={"prompt": "a", "max_new_tokens": 322})
+        assert over.status_code == 422 and "max_new_tokens" in over.json()["detail"]
+
+
+def test_settings_refuse_a_body_limit_below_the_largest_valid_request(tmp_path):
+    with pytest.raises(ValueError, match="raise max_body_bytes"):
+        Settings(model_base=tmp_path, max_text_chars=20_000, max_body_bytes=65_536)
+
+
+def test_openapi_lists_every_status_each_endpoint_returns(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/models/{name}/generate",
+        "/v1/models/{name}/generate_stream",
+        "/v1/models/{name}/score",
+    ):
+        assert set(paths[path]["post"]["responses"]) == {"200", "400", "404", "413", "415", "422", "503"}
+    invalid = paths["/v1/models/{name}/score"]["post"]["responses"]["422"]["content"]["application/json"]
+    assert invalid["schema"]["$ref"].endswith("/ValidationErrorBody")
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
 
 
 def test_grpc_backend_answers_like_the_in_process_one(client, model_base):
@@ -319,7 +369,7 @@ def live_server(model_base):
 def test_real_uvicorn_serves_every_endpoint(live_server):
     url = live_server.url
     assert httpx.get(url + "/health").json()["status"] == "ok"
-    assert {m["name"] for m in httpx.get(url + "/v1/models").json()["models"]} == {LM, SEQ2SEQ}
+    assert {m["name"] for m in httpx.get(url + "/v1/models").json()["models"]} == set(SERVED)
     generated = httpx.post(f"{url}/v1/models/{LM}/generate", json=GENERATE, timeout=60).json()
     assert generated["num_tokens"] == 30
     with httpx.stream("POST", f"{url}/v1/models/{LM}/generate_stream", json=GENERATE, timeout=60) as stream:

@@ -1,0 +1,41 @@
+"""FastAPI dependencies: what a route needs, read from ``app.state`` (set by ``create_app``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serve.errors import ApiError
+from serve.metrics import ServiceMetrics
+from serve.registry import LoadedModel, ModelRegistry
+from serve.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+
+
+def get_model(name: str, registry: RegistryDep) -> LoadedModel:
+    """The loaded model named in the path (its newest version); 404 otherwise."""
+    model = registry.get(name)
+    if model is None:
+        known = ", ".join(sorted(registry.models)) or "none loaded yet"
+        raise ApiError(404, f"no model named {name!r} (models: {known})", "unknown_model")
+    return model
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

@@ -1,0 +1,159 @@
+"""POST /v1/models/{name}/generate and /generate_stream (server-sent events)."""
+
+# No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
+import json
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from serve import generation
+from serve.dependencies import MetricsDep, ModelDep, SettingsDep
+from serve.errors import ApiError, responses
+from serve.model_calls import run_signature
+from serve.registry import LoadedModel
+from serve.schemas import GenerateRequest, GenerateResponse, RequestModels
+from serve.settings import Settings
+
+STREAM_DESCRIPTION = (
+    'Server-sent events: `data: {"text": chunk}` per chunk, then `event: done` with the totals '
+    '(the generate response\'s fields), or `event: error` with `{"detail": ...}` if a later chunk fails.'
+)
+
+
+def check_generates(model: LoadedModel) -> None:
+    if model.kind == "classifier":
+        raise ApiError(
+            400, f"model {model.name} is an image classifier; it does not generate text", "wrong_kind"
+        )
+
+
+async def answer(
+    model: LoadedModel, body: GenerateRequest, request: Request, settings: Settings
+) -> GenerateResponse:
+    """A seq2seq model's answer to the problem in ``body.prompt``."""
+    problem = {"problem": np.asarray([body.prompt.encode()], object)}
+    outputs = await run_signature(model, "serving_default", problem, request, settings)
+    text = outputs["answer"][0].decode()
+    return GenerateResponse(
+        model=model.name,
+        version=model.version,
+        text=text,
+        finish_reason="answer",
+        num_tokens=len(text),
+        seed=body.seed or 0,
+    )
+
+
+def sse(data: dict, event: str | None = None) -> str:
+    """One server-sent event."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n"
+
+
+def build_router(models: RequestModels) -> APIRouter:
+    """The generation routes for this server's request limits."""
+    router = APIRouter()
+    generate_request = models.generate
+
+    @router.post(
+        "/v1/models/{name}/generate",
+        response_model=GenerateResponse,
+        responses=responses(400, 404, 413, 415, 422, 503),
+    )
+    async def generate(
+        model: ModelDep, body: generate_request, request: Request, settings: SettingsDep, metrics: MetricsDep
+    ):
+        """Continue ``prompt`` (seq2seq models: answer the problem in ``prompt``). An empty prompt, or one
+        with no known token, continues from the start of a text."""
+        check_generates(model)
+        if model.kind == "seq2seq":
+            return await answer(model, body, request, settings)
+        seed = body.seed if body.seed is not None else generation.new_seed()
+        inputs = generation.generate_inputs(body.prompt, body, body.max_new_tokens, seed)
+        outputs = await run_signature(model, "serving_default", inputs, request, settings)
+        text, stopped = generation.cut_at_stop(outputs["text"][0].decode("utf-8", "replace"), body.stop)
+        count = (
+            generation.count_tokens(text, model.metadata.get("level"))
+            if stopped
+            else int(outputs["num_tokens"][0])
+        )
+        metrics.tokens_generated.labels(model.name).inc(count)
+        return GenerateResponse(
+            model=model.name,
+            version=model.version,
+            text=text,
+            finish_reason="stop" if stopped else "length",
+            num_tokens=count,
+            logprob=None if stopped else float(outputs["logprob"][0]),
+            seed=seed,
+            num_unknown=int(outputs["num_unknown"][0]),
+        )
+
+    @router.post(
+        "/v1/models/{name}/generate_stream",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": STREAM_DESCRIPTION,
+            },
+            **responses(400, 404, 413, 415, 422, 503),
+        },
+    )
+    async def generate_stream(
+        model: ModelDep, body: generate_request, request: Request, settings: SettingsDep, metrics: MetricsDep
+    ):
+        """The same as ``generate``, as server-sent events: ``{"text": chunk}`` per event, then an
+        ``event: done`` with the totals. Chunk i is sampled with seed + i, continuing the text so far."""
+        check_generates(model)
+        seed = body.seed if body.seed is not None else generation.new_seed()
+        if model.kind == "seq2seq":
+            first = await answer(model, body, request, settings)
+        else:
+            # The first chunk runs before the response starts, so overload is still a clean 503.
+            size = min(settings.stream_chunk_tokens, body.max_new_tokens)
+            inputs = generation.generate_inputs(body.prompt, body, size, seed)
+            first = await run_signature(model, "serving_default", inputs, request, settings)
+
+        async def events():
+            if isinstance(first, GenerateResponse):
+                yield sse({"text": first.text})
+                yield sse(first.model_dump(), event="done")
+                return
+            level = model.metadata.get("level")
+            text, produced, chunk_index, outputs = "", 0, 0, first
+            while True:
+                chunk = outputs["text"][0].decode("utf-8", "replace")
+                produced += int(outputs["num_tokens"][0])
+                kept, stopped = generation.cut_at_stop(text + chunk, body.stop)
+                new_text, text = kept[len(text) :], kept
+                if new_text:
+                    yield sse({"text": new_text})
+                if stopped or produced >= body.max_new_tokens:
+                    break
+                chunk_index += 1
+                size = min(settings.stream_chunk_tokens, body.max_new_tokens - produced)
+                inputs = generation.generate_inputs(body.prompt + text, body, size, seed + chunk_index)
+                try:
+                    outputs = await run_signature(model, "serving_default", inputs, request, settings)
+                except ApiError as error:
+                    yield sse({"detail": error.detail}, event="error")
+                    return
+            count = generation.count_tokens(text, level) if stopped else produced
+            metrics.tokens_generated.labels(model.name).inc(count)
+            totals = {
+                "model": model.name,
+                "version": model.version,
+                "text": text,
+                "num_tokens": count,
+                "finish_reason": "stop" if stopped else "length",
+                "seed": seed,
+            }
+            yield sse(totals, event="done")
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    return router

@@ -1,0 +1,23 @@
+"""The loaded models and their metadata."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serve.dependencies import ModelDep, RegistryDep
+from serve.errors import responses
+from serve.schemas import ModelInfo, ModelList
+
+router = APIRouter()
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(registry: RegistryDep):
+    """Loaded models: name, version, task, vocabulary size, training metrics."""
+    return {"models": [m.describe() for m in registry.models.values()]}
+
+
+@router.get("/v1/models/{name}", response_model=ModelInfo, responses=responses(404))
+async def get_model(model: ModelDep):
+    """One loaded model (its newest version)."""
+    return model.describe()

@@ -1,0 +1,39 @@
+"""POST /v1/models/{name}/score."""
+
+# No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
+import numpy as np
+from fastapi import APIRouter, Request
+
+from serve import generation
+from serve.dependencies import ModelDep, SettingsDep
+from serve.errors import ApiError, responses
+from serve.model_calls import run_signature
+from serve.schemas import RequestModels, ScoreResponse
+
+
+def build_router(models: RequestModels) -> APIRouter:
+    """The score route for this server's request limits."""
+    router = APIRouter()
+    score_request = models.score
+
+    @router.post(
+        "/v1/models/{name}/score",
+        response_model=ScoreResponse,
+        responses=responses(400, 404, 413, 415, 422, 503),
+    )
+    async def score(model: ModelDep, body: score_request, request: Request, settings: SettingsDep):
+        """Bits per token (per character for char models), perplexity and per-token surprisal.
+
+        A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
+        word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
+        if "score" not in model.backend.signatures:
+            raise ApiError(400, f"model {model.name} ({model.kind}) does not score text", "wrong_kind")
+        inputs = {"text": np.asarray([body.text.encode()], object)}
+        outputs = await run_signature(model, "score", inputs, request, settings)
+        return {
+            "model": model.name,
+            "version": model.version,
+            **generation.score_body(outputs, model.metadata.get("level")),
+        }
+
+    return router
