@@ -90,6 +90,10 @@ def largest_request_bytes(max_text_chars: int) -> int:
     return 12 * (max_text_chars + MAX_STOP_SEQUENCES * MAX_STOP_CHARS) + 1024
 
 
+class StreamChunk(BaseModel):
+    text: str = Field(..., description="the next piece of the continuation")
+
+
 class ScoreResponse(BaseModel):
     model: str
     version: int

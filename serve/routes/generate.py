@@ -9,12 +9,31 @@ from fastapi.responses import StreamingResponse
 
 from serve import generation
 from serve.dependencies import MetricsDep, ModelDep, SettingsDep
-from serve.errors import ApiError, responses
+from serve.errors import ApiError, ErrorBody, responses
 from serve.model_calls import run_signature
 from serve.registry import LoadedModel
-from serve.schemas import GenerateRequest, GenerateResponse, RequestModels
+from serve.schemas import GenerateRequest, GenerateResponse, RequestModels, StreamChunk
 from serve.settings import Settings
 
+# One server-sent event: no event name and a chunk as data; ``event: done`` and the totals; or
+# ``event: error`` and the error. The data is JSON text.
+STREAM_EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["message", "done", "error"]},  # "message": a chunk
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "anyOf": [
+                    m.model_json_schema(mode="serialization")
+                    for m in (StreamChunk, GenerateResponse, ErrorBody)
+                ]
+            },
+        },
+    },
+}
 STREAM_DESCRIPTION = (
     'Server-sent events: `data: {"text": chunk}` per chunk, then `event: done` with the totals '
     '(the generate response\'s fields), or `event: error` with `{"detail": ...}` if a later chunk fails.'
@@ -95,7 +114,7 @@ def build_router(models: RequestModels) -> APIRouter:
         response_class=StreamingResponse,
         responses={
             200: {
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
                 "description": STREAM_DESCRIPTION,
             },
             **responses(400, 404, 413, 415, 422, 503),
