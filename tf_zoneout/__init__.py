@@ -7,6 +7,7 @@ layer = tz.ZoneoutLSTM(1000, zoneout_cells=0.5, zoneout_states=0.05)
 from tf_zoneout.batchnorm import RecurrentBatchNormLSTM
 from tf_zoneout.cells import ZoneoutGRUCell, ZoneoutLSTMCell, ZoneoutSimpleRNNCell
 from tf_zoneout.layers import ZoneoutGRU, ZoneoutLSTM, ZoneoutSimpleRNN
+from tf_zoneout.wrapper import ZoneoutWrapper
 from tf_zoneout.zoneout import zoneout
 
 __version__ = "0.1.0"
@@ -19,5 +20,6 @@ __all__ = [
     "ZoneoutLSTMCell",
     "ZoneoutSimpleRNN",
     "ZoneoutSimpleRNNCell",
+    "ZoneoutWrapper",
     "zoneout",
 ]

@@ -73,13 +73,31 @@ class FastRecurrentMixin:
             kwargs.pop("norm_stabilizer_state", "h"),
             kwargs.pop("variational_dropout", 0.0),
         )
+        use_cudnn = kwargs.pop("use_cudnn", "auto")
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"`use_cudnn` must be 'auto', True or False. Received: use_cudnn={use_cudnn!r}")
+        if use_cudnn is True:
+            raise ValueError(
+                "use_cudnn=True: cuDNN's fused RNN cannot apply zoneout (it has no per-step state "
+                f"masks), so {type(self).__name__} never uses it and runs its own fused kernel instead. "
+                "Pass use_cudnn='auto' or False (the same results), or use the Keras layer for cuDNN."
+            )
         cell_kwargs, layer_kwargs = _split_cell_kwargs(self._cell_class, kwargs)
+        if "implementation" in layer_kwargs:  # a cell argument Keras reads from **kwargs; same math
+            cell_kwargs["implementation"] = layer_kwargs.pop("implementation")
         cell = self._cell_class(units, name=self._cell_name, **zoneout_kwargs, **cell_kwargs)
         keras.layers.RNN.__init__(self, cell, **layer_kwargs)
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.static_mask = bool(static_mask)
         self.jit_compile = bool(jit_compile)
-        self.use_cudnn = False
+        self.requested_use_cudnn = use_cudnn  # kept for the config; the kernel never uses cuDNN
+        self.use_cudnn = False  # Keras's call would otherwise take cuDNN on a GPU, without zoneout
+        if self.unroll and (self.static_mask or self._baselines_on):
+            raise ValueError(
+                "`unroll=True` runs Keras's unrolled per-step loop, which does not implement `static_mask` "
+                "or the baselines (input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer); "
+                "leave unroll=False (the fused kernel is faster than unrolling)."
+            )
 
     def _init_baselines(
         self, input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer, state, variational_dropout
@@ -108,8 +126,18 @@ class FastRecurrentMixin:
 
     @property
     def uses_fast_path(self) -> bool:
-        """True when calls run on the fused kernel (False: Keras's per-step cell loop)."""
-        return self._step() is not None and not (self.cell.dropout or self.cell.recurrent_dropout)
+        """True when calls run on the fused kernel (False: Keras's per-step cell loop, which also
+        honours ``unroll=True``)."""
+        return (
+            self._step() is not None
+            and not (self.cell.dropout or self.cell.recurrent_dropout)
+            and not self.unroll
+        )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if not sequences.dtype.is_floating:  # as Keras: integer inputs are computed in float
+            sequences = tf.cast(sequences, self.compute_dtype)
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if tf.nest.is_nested(mask):
@@ -225,6 +253,7 @@ class FastRecurrentMixin:
             "norm_stabilizer": self.norm_stabilizer,
             "norm_stabilizer_state": self.norm_stabilizer_state,
             "variational_dropout": list(self.variational_dropout),
+            "use_cudnn": self.requested_use_cudnn,
             **({"input_gate_dropout": self.input_gate_dropout} if self._has_input_gate else {}),
         }
 
@@ -240,7 +269,7 @@ _LAYER_CALL_DOC = """
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
 class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
-    (
+    __doc__ = (
         """LSTM layer with zoneout (Krueger et al., 2017), fast on CPU and GPU.
 
     Drop-in for ``keras.layers.LSTM``: same arguments, same weights (``kernel``
@@ -262,7 +291,10 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
         seed: int seed of the masks; the same seed and inputs give the same outputs.
         **kwargs: any other ``keras.layers.LSTM`` argument (``return_sequences``,
             ``return_state``, ``stateful``, ``go_backwards``, initializers, ...).
-            ``dropout``/``recurrent_dropout`` > 0 run on Keras's per-step loop.
+            ``dropout``/``recurrent_dropout`` > 0 and ``unroll=True`` run on Keras's
+            per-step loop (with zoneout). ``implementation`` is accepted (same math).
+            ``use_cudnn``: "auto" or False; True raises ValueError, since cuDNN cannot
+            apply zoneout (these layers never use it).
     """
         + _LAYER_CALL_DOC
         + """
