@@ -10,18 +10,16 @@ from client input into a path.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from serve.backends import InProcessBackend, TFServingBackend
 from serve.batching import Batcher
 from serve.settings import Settings
+from tf_zoneout.model_base import latest_versions, read_metadata
 
 log = logging.getLogger("zoneout.serve")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -53,23 +51,6 @@ class LoadedModel:
         }
 
 
-def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
-    """{name: (highest version, its folder)} for complete SavedModels under ``model_base``."""
-    found = {}
-    if not model_base.is_dir():
-        return found
-    for model_dir in sorted(model_base.iterdir()):
-        if not model_dir.is_dir() or not MODEL_NAME.match(model_dir.name):
-            continue
-        versions = [
-            int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / "saved_model.pb").exists()
-        ]
-        if versions:
-            version = max(versions)
-            found[model_dir.name] = (version, model_dir / str(version))
-    return found
-
-
 class ModelRegistry:
     def __init__(self, settings: Settings, on_batch=None):
         self.settings = settings
@@ -82,8 +63,7 @@ class ModelRegistry:
         return self.models.get(name)
 
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
-        metadata_file = path / "metadata.json"
-        metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
+        metadata = read_metadata(path)
         signatures = metadata.get("signatures", ["serving_default"])
         if self.settings.tf_serving:
             backend = TFServingBackend(self.settings.tf_serving, name, version, signatures)

@@ -54,7 +54,7 @@ def test_published_models_are_listed_in_a_valid_tf_serving_config(tmp_path):
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    from train.export_command import publish
+    from tf_zoneout.model_base import publish
 
     export = tmp_path / "export"
     export.mkdir()

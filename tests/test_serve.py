@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from serve.app import create_app
 from serve.settings import Settings
-from train.export_command import publish
+from tf_zoneout.model_base import publish
 
 
 def wait_healthy(client, timeout=120):

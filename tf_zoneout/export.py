@@ -23,9 +23,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from tf_zoneout import sampling
+from tf_zoneout.model_base import METADATA_FILE
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
-METADATA_FILE = "metadata.json"
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
 
@@ -236,8 +236,3 @@ def export_classifier(model, permutation, directory, metadata: dict) -> Path:
     module = ClassifierModule(model, permutation)
     metadata = {**metadata, "kind": "classifier", "signatures": ["serving_default"]}
     return _save(module, {"serving_default": module.classify}, directory, metadata)
-
-
-def load_metadata(directory) -> dict:
-    """The metadata JSON of an export."""
-    return json.loads((Path(directory) / METADATA_FILE).read_text())

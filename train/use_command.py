@@ -12,26 +12,14 @@ import math
 import sys
 from pathlib import Path
 
-from train.export_command import versions
-
-
-def resolve_export(path: Path) -> Path:
-    """The SavedModel folder for ``path`` (itself, or its highest numeric version)."""
-    if (path / "saved_model.pb").exists():
-        return path
-    found = versions(path)
-    if found:
-        return path / str(found[-1])
-    raise FileNotFoundError(f"{path} is neither a SavedModel folder nor a model folder with versions")
+from tf_zoneout.model_base import read_metadata, resolve_export
 
 
 def _load(path: Path):
     import tensorflow as tf
 
     directory = resolve_export(path)
-    metadata_file = directory / "metadata.json"
-    metadata = json.loads(metadata_file.read_text()) if metadata_file.exists() else {}
-    return tf.saved_model.load(str(directory)), metadata
+    return tf.saved_model.load(str(directory)), read_metadata(directory)
 
 
 def sample(args) -> int:

@@ -1,0 +1,113 @@
+"""The model base: exported SavedModels in TF Serving's layout, ``MODEL_BASE/NAME/VERSION/``.
+
+One home for the layout, used by ``zoneout export`` (publishing), the service's registry (loading
+the newest complete version) and ``zoneout sample``/``score``. A version folder is a SavedModel plus
+``metadata.json``; a version appears complete or not at all (it is moved into place).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+METADATA_FILE = "metadata.json"
+SERVING_CONFIG_FILE = "models.config"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def is_model_name(name: str) -> bool:
+    """1-64 letters, digits, '_', '.' or '-', starting with a letter or digit, no '..'."""
+    return bool(MODEL_NAME.match(name)) and ".." not in name
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is safe as one path component, else ValueError saying what is allowed."""
+    if not is_model_name(name):
+        raise ValueError(
+            f"model name {name!r} must be 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def versions(model_dir: Path, complete_only: bool = False) -> list[int]:
+    """The numeric version folders of a model folder, ascending (``complete_only``: those holding a
+    saved_model.pb)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        int(p.name)
+        for p in model_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and (not complete_only or (p / "saved_model.pb").exists())
+    )
+
+
+def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
+    """{name: (highest complete version, its folder)} for every model under ``model_base``."""
+    found = {}
+    if not model_base.is_dir():
+        return found
+    for model_dir in sorted(model_base.iterdir()):
+        if model_dir.is_dir() and is_model_name(model_dir.name):
+            complete = versions(model_dir, complete_only=True)
+            if complete:
+                found[model_dir.name] = (complete[-1], model_dir / str(complete[-1]))
+    return found
+
+
+def resolve_export(path: Path) -> Path:
+    """The SavedModel folder for ``path``: itself, or a model folder's highest complete version."""
+    if (path / "saved_model.pb").exists():
+        return path
+    found = versions(path, complete_only=True)
+    if found:
+        return path / str(found[-1])
+    raise FileNotFoundError(f"{path} is neither a SavedModel folder nor a model folder with versions")
+
+
+def read_metadata(version_dir: Path) -> dict:
+    """The export's metadata.json ({} for a SavedModel without one)."""
+    path = Path(version_dir) / METADATA_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def publish(export_dir: Path, model_base: Path, name: str) -> Path:
+    """Copy ``export_dir`` to model_base/name/<next version>; the version appears complete or not at all."""
+    if not (export_dir / "saved_model.pb").exists():
+        raise FileNotFoundError(f"{export_dir} is not a SavedModel (no saved_model.pb); did the run finish?")
+    model_dir = model_base / check_model_name(name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=model_dir))
+    try:
+        shutil.copytree(export_dir, staging, dirs_exist_ok=True)
+        while True:
+            target = model_dir / str((versions(model_dir) or [0])[-1] + 1)
+            try:
+                staging.rename(target)  # fails if another publisher took this number
+                write_serving_config(model_base)
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_serving_config(model_base: Path, serving_base: str = "/models") -> Path:
+    """TF Serving's model config listing every model under ``model_base`` (as seen at ``serving_base``)."""
+    names = sorted(
+        p.name for p in model_base.iterdir() if p.is_dir() and is_model_name(p.name) and versions(p)
+    )
+    entries = "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{serving_base}/{name}"\n'
+        f'    model_platform: "tensorflow"\n  }}\n'
+        for name in names
+    )
+    path = model_base / SERVING_CONFIG_FILE
+    tmp = model_base / f".{SERVING_CONFIG_FILE}.tmp"
+    tmp.write_text(f"model_config_list {{\n{entries}}}\n")
+    tmp.replace(path)
+    return path
