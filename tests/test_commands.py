@@ -1,0 +1,29 @@
+"""The `zoneout export`, `sample` and `score` commands on a smoke-trained model."""
+
+from __future__ import annotations
+
+import json
+
+from train.cli import main
+
+
+def test_export_then_sample_and_score_through_the_model_base(smoke_run, tmp_path, capsys):
+    _, run_dir, _ = smoke_run("char_ptb")
+    base = tmp_path / "models"
+    assert main(["export", str(run_dir), "--model-base", str(base), "--name", "lm"]) == 0
+    assert main(["export", str(run_dir), "--model-base", str(base), "--name", "lm"]) == 0
+    assert "version 2" in capsys.readouterr().out
+    assert (
+        main(["sample", str(base / "lm"), "--prompt", "the ", "--max-new-tokens", "12", "--seed", "3"]) == 0
+    )
+    first = capsys.readouterr().out
+    assert (
+        main(["sample", str(base / "lm" / "1"), "--prompt", "the ", "--max-new-tokens", "12", "--seed", "3"])
+        == 0
+    )
+    assert capsys.readouterr().out == first and first.startswith("the ")
+    assert main(["score", str(base / "lm"), "--text", "the bank"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["num_tokens"] == 8 and scored["bits_per_character"] > 0
+    assert main(["export", str(run_dir), "--model-base", str(base), "--name", "../escape"]) == 1
+    assert "model name" in capsys.readouterr().err
