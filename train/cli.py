@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train import data_command, export_command, serve_command, train_command, use_command
+from train.console import import_tensorflow_quietly
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # The subcommands import TensorFlow: import it first, quietly (see train.console).
+    import_tensorflow_quietly()
+    from train import data_command, export_command, serve_command, train_command, use_command
+
     parser = argparse.ArgumentParser(prog="zoneout", description="Zoneout RNNs for TensorFlow.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -41,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if getattr(args, "datasets", None):
+        from train import data_command
+
         unknown = sorted(set(args.datasets) - set(data_command.DATASETS))
         if unknown:
             parser.error(f"unknown data set(s) {unknown}; choose from {', '.join(data_command.DATASETS)}")

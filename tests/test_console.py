@@ -1,0 +1,54 @@
+"""train.console: TensorFlow's start-up noise is filtered, real errors still reach the terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_start_up_noise_is_dropped_and_real_errors_kept(tmp_path):
+    # A stand-in "tensorflow" that writes to file descriptor 2 as the C++ runtime does.
+    (tmp_path / "tensorflow.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            for line in (
+                "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+                "I0000 00:00:1795874455.106022    2372 port.cc:153] oneDNN custom operations are on.",
+                "E0000 00:00:1.1 2372 cuda_executor.cc:1] failed call to cuInit: UNKNOWN ERROR (303)",
+                "W0000 00:00:1.2 2372 cpu_feature_guard.cc:1] To enable the following instructions: AVX2",
+                "E0000 00:00:1795874455.3 2372 real.cc:1] something is really wrong",
+            ):
+                os.write(2, (line + "\\n").encode())
+            """
+        )
+    )
+    script = (
+        "from train.console import import_tensorflow_quietly\nimport_tensorflow_quietly()\nprint('ours')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": f"{tmp_path}:{ROOT}", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ours\n"
+    assert done.stderr.splitlines() == ["E0000 00:00:1795874455.3 2372 real.cc:1] something is really wrong"]
+
+
+def test_the_zoneout_command_prints_no_start_up_noise(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "train.cli", "train", "word_ptb", "--preset", "small", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("{")
+    assert done.stderr == "", done.stderr
