@@ -29,7 +29,12 @@ from train.loop import RunFolderError, Trainer, TrainingDivergedError
         (["train", "char_ptb", "--units", "many"], "--units: 'many' is not a valid int"),
         (["train", "char_ptb", "--zoneout-cell", "0.5"], "unknown flag --zoneout-cell"),
         (["train", "char_ptb", "--cell", "lstmm"], "cell='lstmm' is not one of"),
-        (["train", "char_ptb", "--cell", "gru", "--zoneout-cells", "0.5"], "use --zoneout-states"),
+        (["train", "char_ptb", "--cell", "gru", "--zoneout-cells", "0.5"], "set zoneout_states (its h)"),
+        (["train", "char_ptb", "--output-gate-zoneout", "true"], "set input_gate_dropout too"),
+        (
+            ["train", "char_ptb", "--cell", "rnn", "--input-gate-dropout", "0.1"],
+            "a tanh-RNN has no input gate",
+        ),
         (["train", "char_ptb", "--share-mask", "maybe"], "--share-mask: 'maybe' is not a valid bool"),
         (["train", "char_ptb", "--units"], "--units needs a value"),
     ],

@@ -12,7 +12,7 @@ import json
 import typing
 from pathlib import Path
 
-from tf_zoneout.models.recurrent import CELL_TYPES, INITIALIZATIONS
+from tf_zoneout.models.recurrent import CELL_TYPES, INITIALIZATIONS, RecurrentSpec, check_spec
 
 TASKS = (
     "char_ptb",
@@ -468,16 +468,11 @@ def validate(config: RunConfig) -> RunConfig:
     for name in _NON_NEGATIVE:
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}={getattr(config, name)} must be >= 0")
-    if config.cell in ("gru", "rnn") and config.zoneout_cells:
-        raise ConfigError(
-            f"a {config.cell} has no cell state: use --zoneout-states (its h), not --zoneout-cells"
-        )
-    if config.output_gate_zoneout and not config.input_gate_dropout:
-        raise ConfigError(
-            "--output-gate-zoneout reuses the input-gate dropout mask: set --input-gate-dropout too"
-        )
-    if config.cell == "rnn" and config.input_gate_dropout:
-        raise ConfigError("--input-gate-dropout applies to lstm and gru (a tanh-RNN has no input gate)")
+    spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)} & set(_FIELDS) - {"jit_compile"}
+    try:
+        check_spec(RecurrentSpec(**{name: getattr(config, name) for name in spec_fields}))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if config.loss_reduction == "sum_over_time" and config.task not in LM_TASKS:
         raise ConfigError(
             f"loss_reduction=sum_over_time is for the language-model tasks ({', '.join(LM_TASKS)}), "

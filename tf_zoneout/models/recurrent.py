@@ -50,14 +50,29 @@ def initializer(init: str, scale: float, seed: int, recurrent: bool):
     raise ValueError(f"unknown initialization {init!r}; expected one of {INITIALIZATIONS}")
 
 
+def check_spec(spec: RecurrentSpec) -> RecurrentSpec:
+    """Raise ValueError for a combination no layer supports (the one place these rules live; the run
+    configuration checks them through here before any work starts)."""
+    if spec.cell not in CELL_TYPES:
+        raise ValueError(f"unknown cell type {spec.cell!r}; expected one of {CELL_TYPES}")
+    if spec.cell in ("gru", "rnn") and spec.zoneout_cells:
+        raise ValueError(f"a {spec.cell} has no cell state: set zoneout_states (its h), not zoneout_cells")
+    if spec.output_gate_zoneout and spec.cell != "lstm":
+        raise ValueError("output_gate_zoneout applies to the LSTM only")
+    if spec.output_gate_zoneout and not spec.input_gate_dropout:
+        raise ValueError("output_gate_zoneout reuses the input-gate dropout mask: set input_gate_dropout too")
+    if spec.cell == "rnn" and spec.input_gate_dropout:
+        raise ValueError("input_gate_dropout applies to lstm and gru (a tanh-RNN has no input gate)")
+    return spec
+
+
 def make_recurrent_layer(spec: RecurrentSpec, seed: int, return_sequences=True, return_state=True, name=None):
     """A ``ZoneoutLSTM``/``GRU``/``SimpleRNN`` or ``RecurrentBatchNormLSTM`` for ``spec``.
 
     Called as ``layer(x [B, T, I], initial_state=[...], training=...)`` it returns
     ``[outputs, *states]`` when ``return_state``.
     """
-    if spec.cell not in CELL_TYPES:
-        raise ValueError(f"unknown cell type {spec.cell!r}; expected one of {CELL_TYPES}")
+    check_spec(spec)
     common = dict(return_sequences=return_sequences, return_state=return_state, seed=seed, name=name)
     if spec.cell == "bn_lstm":
         return RecurrentBatchNormLSTM(
@@ -94,10 +109,6 @@ def make_recurrent_layer(spec: RecurrentSpec, seed: int, return_sequences=True, 
             **weights,
             **common,
         )
-    if spec.zoneout_cells:
-        raise ValueError(f"a {spec.cell} has no cell state: set zoneout_states (its h), not zoneout_cells")
-    if spec.output_gate_zoneout:
-        raise ValueError("output_gate_zoneout applies to the LSTM only")
     layer_class = ZoneoutGRU if spec.cell == "gru" else ZoneoutSimpleRNN
     return layer_class(spec.units, zoneout=spec.zoneout_states, **baselines, **weights, **common)
 
