@@ -32,7 +32,7 @@ from train.loop import RunFolderError, Trainer, TrainingDivergedError
         (["train", "char_ptb", "--cell", "gru", "--zoneout-cells", "0.5"], "set zoneout_states (its h)"),
         (["train", "char_ptb", "--output-gate-zoneout", "true"], "set input_gate_dropout too"),
         (
-            ["train", "char_ptb", "--cell", "rnn", "--input-gate-dropout", "0.1"],
+            ["train", "char_ptb", "--cell", "rnn", "--zoneout-cells", "0", "--input-gate-dropout", "0.1"],
             "a tanh-RNN has no input gate",
         ),
         (["train", "char_ptb", "--share-mask", "maybe"], "--share-mask: 'maybe' is not a valid bool"),
