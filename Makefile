@@ -25,7 +25,7 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: install
 	$(BIN)/python -m ruff check .
