@@ -18,7 +18,7 @@ $(BIN)/python:
 # Re-installs only when pyproject.toml changes, so a second `make install` is instant.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,serve]"
+	$(BIN)/python -m pip install --quiet -e ".[experiments,serve,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

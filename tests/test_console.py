@@ -52,3 +52,19 @@ def test_the_zoneout_command_prints_no_start_up_noise(tmp_path):
     )
     assert done.returncode == 0 and done.stdout.startswith("{")
     assert done.stderr == "", done.stderr
+
+
+def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from train import cli
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_tfds(name, *args):
+        return None if name == "tensorflow_datasets" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_tfds)
+    assert cli.main(["train", "char_ptb", "--preset", "smoke"]) == 2
+    assert "pip install 'tf-zoneout[experiments]'" in capsys.readouterr().err
+    assert cli.missing_extra("export") is None  # the core install is enough

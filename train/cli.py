@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 from train.console import import_tensorflow_quietly
+
+# The modules each command needs beyond the core install, and the extra that brings them.
+EXTRAS = {
+    "data": ("experiments", ("tensorflow_datasets",)),
+    "train": ("experiments", ("tensorflow_datasets", "tqdm", "matplotlib")),
+    "serve": ("serve", ("fastapi", "uvicorn", "pydantic_settings", "prometheus_client")),
+}
+
+
+def missing_extra(command: str | None) -> str | None:
+    """A message naming the extra to install when ``command`` needs modules that are not installed."""
+    extra, modules = EXTRAS.get(command, (None, ()))
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not absent:
+        return None
+    return (
+        f"zoneout {command} needs the '{extra}' extra ({', '.join(absent)} not installed): "
+        f"pip install 'tf-zoneout[{extra}]'"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="zoneout", description="Zoneout RNNs for TensorFlow.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     data_command.add_parser(subparsers)
     train_command.add_parser(subparsers)
     export_command.add_parser(subparsers)
@@ -44,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
+    problem = missing_extra(args.command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if getattr(args, "datasets", None):
         from train import data_command
 

@@ -6,9 +6,8 @@ import argparse
 import contextlib
 import os
 
-from tf_zoneout.data import lm, sources
-from tf_zoneout.data import vocab as vocab_lib
-from tf_zoneout.data.builders_common import lines_of
+# tf_zoneout.data (TensorFlow Datasets: the "experiments" extra) is imported where it is used, so the
+# `zoneout` command builds its parser without it.
 
 DATASETS = ("ptb_char", "ptb_word", "text8", "zoneout_mnist")
 _FILES = {
@@ -38,12 +37,17 @@ EXPECTED_TOKENS = {
 
 def count_tokens(path: str, content: bytes) -> int:
     """Tokens of a raw PTB file, one end-of-line token per line."""
+    from tf_zoneout.data import vocab as vocab_lib
+    from tf_zoneout.data.builders_common import lines_of
+
     dataset = "ptb_char" if ".char." in path else "ptb_word"
     return sum(len(vocab_lib.tokenize(dataset, line)) for line in lines_of(content.decode("utf-8")))
 
 
 def verify(datasets, data_dir) -> list[str]:
     """Check every raw file's checksum (and PTB token counts); returns report lines. Raises DataError."""
+    from tf_zoneout.data import sources
+
     report = []
     for dataset in datasets:
         for path in _FILES[dataset]:
@@ -87,6 +91,7 @@ def stats(datasets, data_dir, tfds_dir) -> list[tuple[str, ...]]:
     import tensorflow_datasets as tfds
 
     import tf_zoneout.data  # noqa: F401
+    from tf_zoneout.data import lm
 
     rows = []
     with _data_dir_env(data_dir):
@@ -107,6 +112,8 @@ def stats(datasets, data_dir, tfds_dir) -> list[tuple[str, ...]]:
 @contextlib.contextmanager
 def _data_dir_env(data_dir):
     """Temporarily set $ZONEOUT_DATA_DIR so the TFDS builders read from ``data_dir``."""
+    from tf_zoneout.data import sources
+
     saved = os.environ.get(sources.DATA_DIR_ENV)
     if data_dir:
         os.environ[sources.DATA_DIR_ENV] = str(data_dir)
@@ -126,7 +133,7 @@ def add_parser(subparsers) -> None:
         "datasets", nargs="*", metavar="DATASET", help=f"any of {', '.join(DATASETS)} (default: all)"
     )
     parser.add_argument(
-        "--data-dir", default=None, help=f"folder laid out like shared/data (default ${sources.DATA_DIR_ENV})"
+        "--data-dir", default=None, help="folder laid out like shared/data (default $ZONEOUT_DATA_DIR)"
     )
     parser.add_argument("--tfds-dir", default=None, help="TFDS cache folder (default ~/tensorflow_datasets)")
     parser.set_defaults(run=run)
@@ -134,6 +141,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the action on each data set; with none named, on all, skipping missing ones."""
+    from tf_zoneout.data import sources
+
     actions = {"verify": verify, "download": download, "stats": stats}
     extra = () if args.action == "verify" else (args.tfds_dir,)
     results, notes, failed = [], [], False
