@@ -138,7 +138,7 @@ def test_configuration_shows_only_the_fields_the_task_uses():
     assert config_lib.RunConfig(**json.loads(config.to_json())) == config
 
 
-def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path):
+def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path, tfds_dir):
     """One SGD step of the loop under each reduction (no clipping, no dropout, no zoneout): the weight
     change under sum_over_time is seq_len times the change under token_mean; the reported loss is
     per token under both."""
@@ -154,7 +154,7 @@ def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path)
             "smoke",
             {"loss_reduction": reduction, "clip_norm": 0.0, "zoneout_cells": 0.0, "zoneout_states": 0.0},
         )
-        task = LanguageModelingTask(config)
+        task = LanguageModelingTask(config, tfds_dir)  # the session's prepared data, not a second copy
         trainer = Trainer(task, tmp_path / reduction, show_progress=False)
         trainer._build()
         before = [w.copy() for w in trainer.model.get_weights()]
