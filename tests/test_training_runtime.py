@@ -169,6 +169,15 @@ def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_pa
             "smoke",
             "--strategy",
             "multi_worker",
+            # As small as seq2seq goes: the test is about the workers agreeing, not about learning.
+            "--units",
+            "8",
+            "--train-examples",
+            "64",
+            "--eval-examples",
+            "16",
+            "--steps-per-epoch",
+            "2",
             "--run-dir",
             str(tmp_path / "run"),
         ]
