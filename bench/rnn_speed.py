@@ -6,7 +6,15 @@ plain ``@tf.function`` (no jit_compile on the step: the layer arranges its own).
 Variants are timed round-robin in one process, so machine drift hits all alike;
 each figure is the median over all timed steps.
 
-    python -m bench.rnn_speed [--shapes 1000x32,256x64] [--rounds 4] [--steps 3]
+Each row also shows the kernel implementation our layer ran ("xla" or "graph"; the
+default jit_compile="auto" measures and chooses, and two rows force each one) and the
+row's share of a matmul roofline (``bench.roofline``: the best TensorFlow GEMM rate at
+the step's own shapes as a tokens/s bound).
+
+    python -m bench.rnn_speed [--shapes 1000x32,256x64] [--rounds 4] [--steps 3] [--out auto]
+
+``--out auto`` writes ``docs/bench/rnn_speed-<cpu kind>.json``: one file per CPU kind, so
+a run on one processor never replaces another's figures (``bench.report`` renders them all).
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 import tf_zoneout as tz
-from bench import torch_reference
+from bench import roofline, torch_reference
+from tf_zoneout import kernel_choice
 
 VOCAB = 50
 SEQ_LEN = 100
@@ -41,6 +50,12 @@ def variants() -> dict[str, callable]:
         "keras.LSTM": lambda h: keras.layers.LSTM(h, **common),
         "tz.ZoneoutLSTM z=0": lambda h: tz.ZoneoutLSTM(h, seed=1, **common),
         "tz.ZoneoutLSTM zc=.5 zh=.05": lambda h: tz.ZoneoutLSTM(h, seed=1, **ZONEOUT_LSTM, **common),
+        "tz.ZoneoutLSTM zc=.5 zh=.05 [forced xla]": lambda h: tz.ZoneoutLSTM(
+            h, seed=1, jit_compile=True, **ZONEOUT_LSTM, **common
+        ),
+        "tz.ZoneoutLSTM zc=.5 zh=.05 [forced graph]": lambda h: tz.ZoneoutLSTM(
+            h, seed=1, jit_compile=False, **ZONEOUT_LSTM, **common
+        ),
         f"keras.LSTM recurrent_dropout={KERAS_RECURRENT_DROPOUT}": lambda h: keras.layers.LSTM(
             h, recurrent_dropout=KERAS_RECURRENT_DROPOUT, seed=1, **common
         ),
@@ -56,6 +71,9 @@ def variants() -> dict[str, callable]:
         "keras.GRU": lambda h: keras.layers.GRU(h, **common),
         "tz.ZoneoutGRU z=0": lambda h: tz.ZoneoutGRU(h, seed=1, **common),
         "tz.ZoneoutGRU z=.1": lambda h: tz.ZoneoutGRU(h, seed=1, **ZONEOUT_GRU, **common),
+        "tz.ZoneoutSimpleRNN z=0": lambda h: tz.ZoneoutSimpleRNN(h, seed=1, **common),
+        "tz.ZoneoutSimpleRNN z=.1": lambda h: tz.ZoneoutSimpleRNN(h, seed=1, **ZONEOUT_GRU, **common),
+        "keras.SimpleRNN": lambda h: keras.layers.SimpleRNN(h, **common),
         f"keras.GRU recurrent_dropout={KERAS_RECURRENT_DROPOUT}": lambda h: keras.layers.GRU(
             h, recurrent_dropout=KERAS_RECURRENT_DROPOUT, seed=1, **common
         ),
@@ -102,14 +120,18 @@ def run(shapes, rounds: int, steps: int, warmup: int, names=None) -> dict:
     for units, batch in shapes:
         data = rng.integers(0, VOCAB, size=(steps + warmup, batch, SEQ_LEN + 1)).astype("int32")
         prepared = {}
+        implementations = {}
         for name in names:
+            t0 = time.perf_counter()
             if name in torch_kinds:
                 step, states = torch_reference.make_step(torch_kinds[name], units, batch, VOCAB)
             else:
-                step, states = make_step(factories[name](units), batch)
-            t0 = time.perf_counter()
+                layer = factories[name](units)
+                step, states = make_step(layer, batch)
             for i in range(warmup):
                 _, states = step(data[i, :, :-1], data[i, :, 1:], states)
+            if name not in torch_kinds:
+                implementations[name] = getattr(layer, "kernel_implementation", None)
             prepared[name] = [step, states, []]
             print(f"  H={units} B={batch} {name}: warm-up {time.perf_counter() - t0:.1f}s", flush=True)
         for _ in range(rounds):
@@ -130,11 +152,38 @@ def run(shapes, rounds: int, steps: int, warmup: int, names=None) -> dict:
                 "median_step_s": median,
                 "tokens_per_s": batch * SEQ_LEN / median,
                 "steps_timed": len(prepared[name][2]),
+                "implementation": implementations.get(name),
             }
     return results
 
 
+def gates_of(name: str, units: int) -> int:
+    """Gate width G of a variant's recurrent kernel."""
+    return units * (3 if "GRU" in name else 1 if "SimpleRNN" in name else 4)
+
+
+def add_roofline(results: dict) -> dict:
+    """Add each row's share of the matmul roofline; returns the bounds per (shape, G)."""
+    cache, bounds = {}, {}
+    for key, rows in results.items():
+        units, batch = (int(part.split("=")[1]) for part in key.split())
+        for name, row in rows.items():
+            gates = gates_of(name, units)
+            if (key, gates) not in bounds:
+                bounds[(key, gates)] = roofline.bound(units, batch, SEQ_LEN, VOCAB, VOCAB, gates, cache)
+            row["roofline_tokens_per_s"] = bounds[(key, gates)]["tokens_per_s"]
+            row["percent_of_roofline"] = 100 * row["tokens_per_s"] / row["roofline_tokens_per_s"]
+    return {f"{key} G={gates}": value for (key, gates), value in bounds.items()}
+
+
 ZONEOUT_REFERENCE = "tz.ZoneoutLSTM zc=.5 zh=.05"
+RESULTS_DIR = Path("docs/bench")
+
+
+def json_path(cpu: str) -> Path:
+    """docs/bench/rnn_speed-<cpu kind slug>.json."""
+    slug = "".join(c if c.isalnum() else "-" for c in cpu.lower().replace("(r)", ""))
+    return RESULTS_DIR / f"rnn_speed-{'-'.join(part for part in slug.split('-') if part)}.json"
 
 
 def add_ratios(results: dict) -> None:
@@ -142,29 +191,17 @@ def add_ratios(results: dict) -> None:
     of the baselines' rows to plain zoneout (their cost)."""
     for rows in results.values():
         for name, row in rows.items():
-            family = "keras.GRU" if "GRU" in name else "keras.LSTM"
+            family = next((f"keras.{k}" for k in ("GRU", "SimpleRNN") if k in name), "keras.LSTM")
             if family in rows:
                 row["ratio_to_keras"] = row["tokens_per_s"] / rows[family]["tokens_per_s"]
             if ("+" in name or "BatchNorm" in name) and ZONEOUT_REFERENCE in rows:
                 row["ratio_to_zoneout"] = row["tokens_per_s"] / rows[ZONEOUT_REFERENCE]["tokens_per_s"]
 
 
-def cpu_name() -> str:
-    """CPU model and its widest vector extension, e.g. 'AMD EPYC (avx2)'."""
-    name, flags = platform.machine(), ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name") and name == platform.machine():
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = line
-    except OSError:
-        return name
-    vector = (
-        "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "avx" if "avx" in flags else ""
-    )
-    return f"{name} ({vector})" if vector else name
+def cpu_kind() -> str:
+    """CPU model and ISA, e.g. 'AMD EPYC (avx2)': what one BENCHMARKS.md table is for."""
+    cpu = kernel_choice.cpu_description()
+    return f"{cpu['model']} ({cpu['isa']})"
 
 
 def environment() -> dict:
@@ -178,8 +215,11 @@ def environment() -> dict:
         "torch": torch_version,
         "keras": keras.__version__,
         "python": platform.python_version(),
-        "cpu": cpu_name(),
+        "cpu": cpu_kind(),
+        "isa": kernel_choice.cpu_description()["isa"],
         "cores": os.cpu_count(),
+        "threads": tf.config.threading.get_intra_op_parallelism_threads() or kernel_choice.threads(),
+        "kernel_env": os.environ.get(kernel_choice.ENV_VAR, "auto"),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "seq_len": SEQ_LEN,
         "vocab": VOCAB,
@@ -188,8 +228,8 @@ def environment() -> dict:
 
 def table(results: dict) -> str:
     lines = [
-        "| shape | variant | tokens/s | ratio to Keras | ratio to plain zoneout |",
-        "|---|---|---|---|---|",
+        "| shape | variant | kernel | tokens/s | ratio to Keras | ratio to plain zoneout | % of roofline |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def ratio_text(value):
@@ -197,9 +237,11 @@ def table(results: dict) -> str:
 
     for key, rows in results.items():
         for name, row in rows.items():
+            percent = row.get("percent_of_roofline")
             lines.append(
-                f"| {key} | {name} | {row['tokens_per_s']:,.0f} | {ratio_text(row.get('ratio_to_keras'))} "
-                f"| {ratio_text(row.get('ratio_to_zoneout'))} |"
+                f"| {key} | {name} | {row.get('implementation') or '-'} | {row['tokens_per_s']:,.0f} "
+                f"| {ratio_text(row.get('ratio_to_keras'))} | {ratio_text(row.get('ratio_to_zoneout'))} "
+                f"| {'-' if percent is None else f'{percent:.0f}%'} |"
             )
     return "\n".join(lines)
 
@@ -213,7 +255,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (tracing, XLA)")
     parser.add_argument("--only", default=None, help="comma-separated variant names to run")
-    parser.add_argument("--out", type=Path, default=None, help="write results JSON here")
+    parser.add_argument(
+        "--out", default=None, help="write results JSON here ('auto': docs/bench/rnn_speed-<cpu kind>.json)"
+    )
+    parser.add_argument("--no-roofline", action="store_true", help="skip the matmul roofline column")
     args = parser.parse_args(argv)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     env = environment()
@@ -221,13 +266,21 @@ def main(argv=None) -> int:
     names = args.only.split(",") if args.only else None
     results = run(shapes, args.rounds, args.steps, args.warmup, names)
     add_ratios(results)
+    bounds = {} if args.no_roofline else add_roofline(results)
     print(table(results))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+        out = json_path(env["cpu"]) if args.out == "auto" else Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         command = " ".join(["python -m bench.rnn_speed", *(argv if argv is not None else sys.argv[1:])])
-        payload = {"environment": env, "command": command, "results": results}
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"wrote {args.out}")
+        payload = {
+            "environment": env,
+            "command": command,
+            "date": time.strftime("%Y-%m-%d"),
+            "results": results,
+            "roofline": bounds,
+        }
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {out}")
     return 0
 
 

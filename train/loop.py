@@ -121,7 +121,7 @@ class Trainer:
             )
         self.replica_batch = config.batch_size // self.replicas
         with self.strategy.scope():
-            self.model = self.task.build_model(jit_compile=True)
+            self.model = self.task.build_model(jit_compile="auto")
             self.model(self.task.sample_batch(), training=False)
             self.optimizer = make_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)

@@ -36,7 +36,7 @@ class RecurrentSpec:
     init: str = "orthogonal"
     init_scale: float = 0.04
     max_timesteps: int = 1000
-    jit_compile: bool = True
+    jit_compile: bool | str = "auto"  # the layers' kernel: "auto" (measured), True (XLA), False (graph)
 
 
 def initializer(init: str, scale: float, seed: int, recurrent: bool):

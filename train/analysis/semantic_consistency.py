@@ -48,7 +48,7 @@ class LinearRNN(keras.Model):
 class SemanticConsistencyTask(Task):
     metric = "mse"
 
-    def build_model(self, jit_compile: bool = True):
+    def build_model(self, jit_compile: bool | str = "auto"):
         return LinearRNN(self.config.seq_len, self.config.zoneout_states, self.config.seed)
 
     def sample_batch(self):

@@ -11,7 +11,9 @@ from tf_zoneout.models.recurrent import RecurrentSpec
 from train.config import RunConfig
 
 
-def recurrent_spec(config: RunConfig, max_timesteps: int = 1000, jit_compile: bool = True) -> RecurrentSpec:
+def recurrent_spec(
+    config: RunConfig, max_timesteps: int = 1000, jit_compile: bool | str = "auto"
+) -> RecurrentSpec:
     """The recurrent layers' description from a run configuration (fields of the same name)."""
     spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)}
     # The run's own jit_compile is about the whole training step, not the layers.
@@ -36,7 +38,7 @@ class Task:
     def __init__(self, config: RunConfig):
         self.config = config
 
-    def build_model(self, jit_compile: bool = True) -> keras.Model:
+    def build_model(self, jit_compile: bool | str = "auto") -> keras.Model:
         raise NotImplementedError
 
     def sample_batch(self):

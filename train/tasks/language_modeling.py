@@ -48,7 +48,7 @@ class LanguageModelingTask(Task):
             self._ids[split] = ids
         return self._ids[split]
 
-    def build_model(self, jit_compile: bool = True):
+    def build_model(self, jit_compile: bool | str = "auto"):
         c = self.config
         return LanguageModel(
             len(self.vocabulary),

@@ -26,7 +26,7 @@ class PmnistTask(Task):
         self.tfds_dir = tfds_dir
         self.permute_seed = config.seed if config.permute else None
 
-    def build_model(self, jit_compile: bool = True):
+    def build_model(self, jit_compile: bool | str = "auto"):
         c = self.config
         spec = recurrent_spec(c, max_timesteps=pmnist.NUM_PIXELS, jit_compile=jit_compile)
         return SequenceClassifier(10, spec, num_layers=c.num_layers, seed=c.seed)

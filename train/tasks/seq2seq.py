@@ -34,7 +34,7 @@ class Seq2SeqTask(Task):
         self.problem_len = problems.shape[1] + (0 if config.seq2seq_task == "addition" else 8)
         self.answer_len = answers.shape[1] + (0 if config.seq2seq_task == "addition" else 2)
 
-    def build_model(self, jit_compile: bool = True):
+    def build_model(self, jit_compile: bool | str = "auto"):
         c = self.config
         return Seq2Seq(
             len(self.symbols),
