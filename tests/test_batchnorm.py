@@ -127,3 +127,36 @@ def test_trains_in_fit_and_round_trips(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tz.RecurrentBatchNormLSTM(**kwargs)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_compiled_gradient_matches_autodiff_of_the_plain_loop(jit_compile):
+    """The layer differentiates its loop inside a compiled function (re-running it under a
+    tape); that must equal TensorFlow's ordinary autodiff of the same loop, masks included."""
+    import tensorflow as tf
+
+    from tf_zoneout.batchnorm import _loop, _recurrence
+
+    rng = np.random.default_rng(3)
+    steps, batch = 6, 5
+    args = tuple(
+        tf.constant(rng.normal(scale=0.5, size=shape).astype("float32"))
+        for shape in ([steps, batch, 4 * H], [H, 4 * H], [4 * H], [H], [H], [batch, H], [batch, H])
+    )
+    keeps = tuple(tf.constant(rng.random([steps, batch, H]) < rate) for rate in (0.3, 0.6))
+    weights = [
+        tf.constant(rng.normal(size=shape).astype("float32")) for shape in ([steps, batch, H], [batch, H])
+    ]
+
+    def grads(run):
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            h_seq, h, c, _ = run()
+            loss = tf.reduce_sum(h_seq * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
+        return [np.asarray(g) for g in tape.gradient(loss, args)], np.asarray(h_seq)
+
+    expected, expected_h = grads(lambda: _loop(*args, keeps, None))
+    actual, actual_h = grads(lambda: _recurrence(args, keeps, None, jit_compile))
+    np.testing.assert_allclose(actual_h, expected_h, rtol=1e-5, atol=1e-6)
+    for got, want in zip(actual, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -214,3 +214,95 @@ def choose(key: str, make_runner: Callable[[str], Callable[[], None]], can_measu
 def clear_memory() -> None:
     """Forget the in-memory choices (the cache file is left alone); for tests."""
     _memory.clear()
+
+
+# Shape of the measurement call when the traced shape does not say .
+MEASURE_BATCH = 32
+MEASURE_STEPS = 32
+
+
+def can_run_eagerly() -> bool:
+    """False inside Keras's symbolic build (nothing runs; variables cannot be created) and
+    inside a distribution strategy's replica function (measure on one device, not each)."""
+    try:
+        from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+    except ImportError:  # a Keras without it: the measurement's own errors are caught
+        return not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
+    if in_symbolic_scope():
+        return False
+    return not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
+
+
+class KernelChoiceMixin:
+    """``jit_compile`` resolution for a Keras layer with an XLA and a graph-mode implementation.
+
+    The layer has ``self.jit_compile`` ("auto", True or False), round-trips it through
+    ``get_config``, and calls ``self._use_xla(sequences, training, masked)`` where it picks
+    its implementation; ``self.kernel_implementation`` then says which one ran.
+    """
+
+    kernel_implementation = None  # "xla" or "graph" once called
+
+    def _use_xla(self, sequences, training, masked: bool) -> bool:
+        """Whether the kernel runs XLA-compiled: forced by ``jit_compile``, else ``kernel_choice``."""
+        if isinstance(self.jit_compile, bool):
+            self.kernel_implementation = "xla" if self.jit_compile else "graph"
+            return self.jit_compile
+        batch, steps, features = sequences.shape
+        training = training is not False and training is not None
+        key = self._kernel_key(batch, sequences.dtype, training, masked)
+
+        def make_runner(implementation):
+            return self._kernel_runner(implementation, batch, steps, features, sequences.dtype, training)
+
+        self.kernel_implementation = choose(key, make_runner, can_measure=can_run_eagerly())
+        return self.kernel_implementation == "xla"
+
+    def _kernel_key(self, batch, dtype, training: bool, masked: bool) -> str:
+        """What the kernel's speed depends on: the layer's cost-relevant settings (rates only
+        as on/off), batch size, dtype, mode and padding; not names, seeds or initializers."""
+        ignored = {
+            "name", "seed", "trainable", "dtype", "return_sequences", "return_state", "stateful",
+            "go_backwards", "unroll", "jit_compile", "use_cudnn", "zero_output_for_mask",
+        }  # fmt: skip
+        settings = {}
+        for name, value in self.get_config().items():
+            if name in ignored or name.endswith(("_initializer", "_regularizer", "_constraint")):
+                continue
+            if isinstance(value, float):
+                value = value != 0.0
+            elif isinstance(value, list | tuple):
+                value = [v != 0.0 if isinstance(v, float) else v for v in value]
+            settings[name] = value
+        mode = "training" if training else "inference"
+        return (
+            f"{type(self).__name__} batch={batch} {tf.as_dtype(dtype).name} {mode}"
+            f"{' masked' if masked else ''} {json.dumps(settings, sort_keys=True, default=str)}"
+        )
+
+    def _kernel_runner(self, implementation, batch, steps, features, dtype, training: bool):
+        """One representative call of a copy of this layer forced to ``implementation``
+        (forward and backward when training), as a zero-argument callable; run eagerly."""
+        config = {
+            **self.get_config(),
+            "jit_compile": implementation == "xla",
+            "return_sequences": True,
+            "return_state": False,
+            "stateful": False,
+        }
+        copy = type(self).from_config(config)
+        shape = [batch or MEASURE_BATCH, min(steps or MEASURE_STEPS, MEASURE_STEPS), features]
+        inputs = tf.random.uniform(shape, -1.0, 1.0, dtype=dtype)
+        copy(inputs)  # build the weights
+
+        @tf.function(autograph=False)
+        def call():
+            outputs = copy(inputs, training=training)
+            if not training:
+                return outputs
+            # tf.gradients, not a GradientTape: the measurement runs under tf.init_scope,
+            # which pauses every tape (the graph's own gradients are unaffected).
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
+            return tf.gradients(loss, [v.value for v in copy.trainable_variables])
+
+        return lambda: tf.nest.map_structure(lambda t: t.numpy(), call())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 
 import keras
 import tensorflow as tf
@@ -47,24 +46,7 @@ def _check_sequence_mask(mask, sequences):
             )
 
 
-# Shape of the measurement call when the traced shape does not say (kernel_choice).
-MEASURE_BATCH = 32
-MEASURE_STEPS = 32
-
-
-def _can_run_eagerly() -> bool:
-    """False inside Keras's symbolic build (nothing runs; variables cannot be created) and
-    inside a distribution strategy's replica function (measure on one device, not each)."""
-    try:
-        from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-    except ImportError:  # a Keras without it: the measurement's own errors are caught
-        return not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
-    if in_symbolic_scope():
-        return False
-    return not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
-
-
-class FastRecurrentMixin:
+class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
     """Runs a Keras RNN layer's loop on ``kernels.run`` instead of calling the cell per step.
 
     Subclasses provide ``_step()`` (the kernel's step math, or None when the
@@ -108,8 +90,6 @@ class FastRecurrentMixin:
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.static_mask = bool(static_mask)
         self.jit_compile = kernel_choice.check_jit_compile(jit_compile)
-        # "xla" or "graph": what the last traced or eager call ran (None before the first call).
-        self.kernel_implementation = None
         self.requested_use_cudnn = use_cudnn  # kept for the config; the kernel never uses cuDNN
         self.use_cudnn = False  # Keras's call would otherwise take cuDNN on a GPU, without zoneout
         if self.unroll and (self.static_mask or self._baselines_on):
@@ -259,70 +239,6 @@ class FastRecurrentMixin:
             outputs = outputs * tf.cast(valid, dtype)
         outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
         return last_output, outputs, list(final[:num_states])
-
-    def _use_xla(self, sequences, training, masked: bool) -> bool:
-        """Whether the kernel runs XLA-compiled: forced by ``jit_compile``, else ``kernel_choice``."""
-        if isinstance(self.jit_compile, bool):
-            self.kernel_implementation = "xla" if self.jit_compile else "graph"
-            return self.jit_compile
-        batch, steps, features = sequences.shape
-        training = training is not False and training is not None
-        key = self._kernel_key(batch, sequences.dtype, training, masked)
-
-        def make_runner(implementation):
-            return self._kernel_runner(implementation, batch, steps, features, sequences.dtype, training)
-
-        self.kernel_implementation = kernel_choice.choose(key, make_runner, can_measure=_can_run_eagerly())
-        return self.kernel_implementation == "xla"
-
-    def _kernel_key(self, batch, dtype, training: bool, masked: bool) -> str:
-        """What the kernel's speed depends on: the layer's cost-relevant settings (rates only
-        as on/off), batch size, dtype, mode and padding; not names, seeds or initializers."""
-        ignored = {
-            "name", "seed", "trainable", "dtype", "return_sequences", "return_state", "stateful",
-            "go_backwards", "unroll", "jit_compile", "use_cudnn", "zero_output_for_mask",
-        }  # fmt: skip
-        settings = {}
-        for name, value in self.get_config().items():
-            if name in ignored or name.endswith(("_initializer", "_regularizer", "_constraint")):
-                continue
-            if isinstance(value, float):
-                value = value != 0.0
-            elif isinstance(value, list | tuple):
-                value = [v != 0.0 if isinstance(v, float) else v for v in value]
-            settings[name] = value
-        mode = "training" if training else "inference"
-        return (
-            f"{type(self).__name__} batch={batch} {tf.as_dtype(dtype).name} {mode}"
-            f"{' masked' if masked else ''} {json.dumps(settings, sort_keys=True, default=str)}"
-        )
-
-    def _kernel_runner(self, implementation, batch, steps, features, dtype, training: bool):
-        """One representative call of a copy of this layer forced to ``implementation``
-        (forward and backward when training), as a zero-argument callable; run eagerly."""
-        config = {
-            **self.get_config(),
-            "jit_compile": implementation == "xla",
-            "return_sequences": True,
-            "return_state": False,
-            "stateful": False,
-        }
-        copy = type(self).from_config(config)
-        shape = [batch or MEASURE_BATCH, min(steps or MEASURE_STEPS, MEASURE_STEPS), features]
-        inputs = tf.random.uniform(shape, -1.0, 1.0, dtype=dtype)
-        copy(inputs)  # build the weights
-
-        @tf.function(autograph=False)
-        def call():
-            outputs = copy(inputs, training=training)
-            if not training:
-                return outputs
-            # tf.gradients, not a GradientTape: the measurement runs under tf.init_scope,
-            # which pauses every tape (the graph's own gradients are unaffected).
-            loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
-            return tf.gradients(loss, [v.value for v in copy.trainable_variables])
-
-        return lambda: tf.nest.map_structure(lambda t: t.numpy(), call())
 
     def get_config(self):
         # "seed" is repeated because keras.layers.SimpleRNN's config drops it.

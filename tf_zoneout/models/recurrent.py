@@ -81,6 +81,7 @@ def make_recurrent_layer(spec: RecurrentSpec, seed: int, return_sequences=True, 
             zoneout_cells=spec.zoneout_cells,
             zoneout_states=spec.zoneout_states,
             share_mask=spec.share_mask,
+            jit_compile=spec.jit_compile,
             **common,
         )
     weights = dict(
