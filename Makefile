@@ -10,7 +10,7 @@ ifneq ($(DATA_DIR),)
 export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint bench demo clean check-core-install
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q --durations=15
+
+# `pip install tf-zoneout` without extras, in a fresh venv: only tensorflow/keras/numpy, a ZoneoutLSTM
+# trains, no generic top-level modules (a minute or two; CI runs it after `make test`).
+check-core-install: install
+	$(BIN)/python tests/check_core_install.py
 
 lint: install
 	$(BIN)/python -m ruff check .

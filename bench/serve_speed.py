@@ -41,7 +41,8 @@ def free_port() -> int:
 def start_server(model_base: Path, batching: bool):
     port = free_port()
     env = {**os.environ, "ZONEOUT_BATCHING": str(batching).lower(), "ZONEOUT_MAX_QUEUE": "1000"}
-    argv = [sys.executable, "-m", "train.cli", "serve", "--model-base", str(model_base), "--port", str(port)]
+    argv = [sys.executable, "-m", "tf_zoneout_train.cli", "serve", "--model-base", str(model_base)]
+    argv += ["--port", str(port)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):

@@ -19,9 +19,9 @@ import time
 
 import tensorflow as tf
 
-from train import config as config_lib
-from train import tasks
-from train.loop import Trainer
+from tf_zoneout_train import config as config_lib
+from tf_zoneout_train import tasks
+from tf_zoneout_train.loop import Trainer
 
 
 def make_step(preset: str, jit_compile: bool, units: int | None):

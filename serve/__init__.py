@@ -1,1 +1,1 @@
-"""The zoneout model service: FastAPI app over exported SavedModels (``serve.app:app``)."""
+"""The zoneout model service: FastAPI app over exported SavedModels (``tf_zoneout_serve.app:app``)."""

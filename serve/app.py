@@ -1,6 +1,6 @@
 """FastAPI app: text generation and scoring over the exported SavedModels (DESIGN.md section 9).
 
-    ZONEOUT_MODEL_BASE=models uvicorn serve.app:app      # or: zoneout serve --model-base models
+    ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app      # or: zoneout serve --model-base models
 
 Endpoints: GET /health, GET /v1/models, GET /v1/models/{name}, POST /v1/models/{name}/generate,
 POST /v1/models/{name}/generate_stream (server-sent events), POST /v1/models/{name}/score,
@@ -16,13 +16,13 @@ import time
 
 from fastapi import FastAPI, Request
 
-from serve.errors import install_error_handlers
-from serve.limits import RequestGuard
-from serve.metrics import ServiceMetrics
-from serve.registry import ModelRegistry
-from serve.routes import generate, meta, models, score
-from serve.schemas import request_models
-from serve.settings import Settings
+from tf_zoneout_serve.errors import install_error_handlers
+from tf_zoneout_serve.limits import RequestGuard
+from tf_zoneout_serve.metrics import ServiceMetrics
+from tf_zoneout_serve.registry import ModelRegistry
+from tf_zoneout_serve.routes import generate, meta, models, score
+from tf_zoneout_serve.schemas import request_models
+from tf_zoneout_serve.settings import Settings
 
 
 @contextlib.asynccontextmanager

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serve.errors import ApiError
-from serve.metrics import ServiceMetrics
-from serve.registry import LoadedModel, ModelRegistry
-from serve.settings import Settings
+from tf_zoneout_serve.errors import ApiError
+from tf_zoneout_serve.metrics import ServiceMetrics
+from tf_zoneout_serve.registry import LoadedModel, ModelRegistry
+from tf_zoneout_serve.settings import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,7 +7,7 @@ import secrets
 
 import numpy as np
 
-from serve.schemas import GenerateRequest
+from tf_zoneout_serve.schemas import GenerateRequest
 
 
 def new_seed() -> int:

@@ -6,10 +6,10 @@ import asyncio
 
 from fastapi import Request
 
-from serve.batching import OverloadedError
-from serve.errors import ApiError
-from serve.registry import LoadedModel
-from serve.settings import Settings
+from tf_zoneout_serve.batching import OverloadedError
+from tf_zoneout_serve.errors import ApiError
+from tf_zoneout_serve.registry import LoadedModel
+from tf_zoneout_serve.settings import Settings
 
 
 async def run_signature(

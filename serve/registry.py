@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serve.backends import InProcessBackend, TFServingBackend
-from serve.batching import Batcher
-from serve.settings import Settings
 from tf_zoneout.model_base import latest_versions, read_metadata
+from tf_zoneout_serve.backends import InProcessBackend, TFServingBackend
+from tf_zoneout_serve.batching import Batcher
+from tf_zoneout_serve.settings import Settings
 
 log = logging.getLogger("zoneout.serve")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serve.schemas import largest_request_bytes
+from tf_zoneout_serve.schemas import largest_request_bytes
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn serve.app:app``."""
+    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app``."""
 
     model_config = SettingsConfigDict(env_prefix="ZONEOUT_", protected_namespaces=())
 

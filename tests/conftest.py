@@ -114,9 +114,9 @@ def small_text8(tmp_path, monkeypatch):
 def smoke_run(tmp_path_factory, tfds_dir):
     """Smoke-trained runs shared by every test module: ``smoke_run(task)`` -> (trainer, run folder,
     final metrics). Each task is trained once per session; tests only read what it wrote."""
-    from train import config as config_lib
-    from train import tasks
-    from train.loop import Trainer
+    from tf_zoneout_train import config as config_lib
+    from tf_zoneout_train import tasks
+    from tf_zoneout_train.loop import Trainer
 
     runs = {}
 

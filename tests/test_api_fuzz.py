@@ -20,8 +20,8 @@ schemathesis = pytest.importorskip("schemathesis")
 from conftest import SERVED  # noqa: E402
 from schemathesis.python import asgi  # noqa: E402
 
-from serve.app import create_app  # noqa: E402
-from serve.settings import Settings  # noqa: E402
+from tf_zoneout_serve.app import create_app  # noqa: E402
+from tf_zoneout_serve.settings import Settings  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 30
 EXAMPLES_PER_MODEL = 15

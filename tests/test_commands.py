@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from train.cli import main
+from tf_zoneout_train.cli import main
 
 
 def test_export_then_sample_and_score_through_the_model_base(smoke_run, tmp_path, capsys):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from train import compare_runs, run_files
+from tf_zoneout_train import compare_runs, run_files
 
 
 def fake_run(folder, finished: bool, **config):
@@ -48,4 +48,4 @@ def test_compare_runs_plots_references_and_unfinished_runs(tmp_path):
         "z_c=0.5, z_h=0.05 (seed 2) [unfinished: 3 epochs]",
     ]
     assert data["runs"][0]["test"] == {"perplexity": 150.0} and data["runs"][1]["test"] is None
-    assert data["command"].startswith("python -m train.compare_runs")
+    assert data["command"].startswith("python -m tf_zoneout_train.compare_runs")

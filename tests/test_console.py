@@ -28,7 +28,8 @@ def test_start_up_noise_is_dropped_and_real_errors_kept(tmp_path):
         )
     )
     script = (
-        "from train.console import import_tensorflow_quietly\nimport_tensorflow_quietly()\nprint('ours')\n"
+        "from tf_zoneout_train.console import import_tensorflow_quietly\n"
+        "import_tensorflow_quietly()\nprint('ours')\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -44,7 +45,7 @@ def test_start_up_noise_is_dropped_and_real_errors_kept(tmp_path):
 
 def test_the_zoneout_command_prints_no_start_up_noise(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "train", "word_ptb", "--preset", "small", "--dry-run"],
+        [sys.executable, "-m", "tf_zoneout_train.cli", "train", "word_ptb", "--preset", "small", "--dry-run"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -57,7 +58,7 @@ def test_the_zoneout_command_prints_no_start_up_noise(tmp_path):
 def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, capsys):
     import importlib.util
 
-    from train import cli
+    from tf_zoneout_train import cli
 
     real_find_spec = importlib.util.find_spec
 

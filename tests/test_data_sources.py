@@ -15,7 +15,7 @@ import pytest
 from conftest import shared_data_dir
 
 from tf_zoneout.data import sources
-from train.cli import main as cli_main
+from tf_zoneout_train.cli import main as cli_main
 
 VALID = "ptb/ptb.valid.txt"
 

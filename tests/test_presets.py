@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from train import config as config_lib
+from tf_zoneout_train import config as config_lib
 
 # (task, preset, field, value, where the paper (or Zaremba et al.) says so)
 PAPER_VALUES = [
@@ -95,7 +95,7 @@ def test_char_ptb_paper_trains_to_convergence_with_early_stopping():
 
 def _dry_run(*args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "train.cli", "train", *args, "--dry-run"],
+        [sys.executable, "-m", "tf_zoneout_train.cli", "train", *args, "--dry-run"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -144,8 +144,8 @@ def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path,
     per token under both."""
     import numpy as np
 
-    from train.loop import Trainer
-    from train.tasks.language_modeling import LanguageModelingTask
+    from tf_zoneout_train.loop import Trainer
+    from tf_zoneout_train.tasks.language_modeling import LanguageModelingTask
 
     changes, losses = {}, {}
     for reduction in config_lib.LOSS_REDUCTIONS:

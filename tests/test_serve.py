@@ -20,9 +20,9 @@ import tensorflow as tf
 from conftest import LM, SEQ2SEQ, SERVED, WORD_LM
 from fastapi.testclient import TestClient
 
-from serve.app import create_app
-from serve.settings import Settings
 from tf_zoneout.model_base import publish
+from tf_zoneout_serve.app import create_app
+from tf_zoneout_serve.settings import Settings
 
 
 def wait_healthy(client, timeout=120):
@@ -280,7 +280,7 @@ class Server:
         argv = [
             sys.executable,
             "-m",
-            "train.cli",
+            "tf_zoneout_train.cli",
             "serve",
             "--model-base",
             str(model_base),

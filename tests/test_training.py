@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from conftest import shared_data_dir
 
-from train import analysis, tasks
-from train import config as config_lib
-from train.loop import Trainer
+from tf_zoneout_train import analysis, tasks
+from tf_zoneout_train import config as config_lib
+from tf_zoneout_train.loop import Trainer
 
 RUN_FILES = (
     "config.json",

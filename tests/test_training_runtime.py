@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 from conftest import shared_data_dir
 
-from train import cli, tasks
-from train import config as config_lib
-from train.loop import RunFolderError, Trainer, TrainingDivergedError
+from tf_zoneout_train import cli, tasks
+from tf_zoneout_train import config as config_lib
+from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
 
 # -- errors before any work ---------------------------------------------------------------------
 
@@ -66,7 +66,7 @@ def test_overrides_are_typed_and_presets_resolve_for_every_task():
 
 def test_existing_run_folder_needs_resume(tmp_path):
     config = config_lib.resolve("semantic_consistency", "smoke")
-    from train.analysis.semantic_consistency import SemanticConsistencyTask
+    from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
 
     Trainer(SemanticConsistencyTask(config), tmp_path, show_progress=False).run()
     with pytest.raises(RunFolderError, match="--resume"):
@@ -76,7 +76,7 @@ def test_existing_run_folder_needs_resume(tmp_path):
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    from train.analysis.semantic_consistency import SemanticConsistencyTask
+    from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
 
     config = config_lib.resolve(
         "semantic_consistency", "smoke", {"learning_rate": 1e6, "optimizer": "sgd", "checkpoint_every": 1}
@@ -95,7 +95,7 @@ def _train_process(run_dir, extra_env=None, resume=False, flags=()):
     argv = [
         sys.executable,
         "-m",
-        "train.cli",
+        "tf_zoneout_train.cli",
         "train",
         "word_ptb",
         "--preset",
@@ -162,7 +162,7 @@ def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_pa
         argv = [
             sys.executable,
             "-m",
-            "train.cli",
+            "tf_zoneout_train.cli",
             "train",
             "seq2seq",
             "--preset",
@@ -198,9 +198,9 @@ import tensorflow as tf
 replicas = int(sys.argv[1])
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from train import config as config_lib
-from train.analysis.semantic_consistency import SemanticConsistencyTask
-from train.loop import Trainer
+from tf_zoneout_train import config as config_lib
+from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
+from tf_zoneout_train.loop import Trainer
 config = config_lib.resolve("semantic_consistency", "smoke", {"zoneout_states": 0.0, "learning_rate": 0.05})
 strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
 trainer = Trainer(SemanticConsistencyTask(config), sys.argv[2], show_progress=False, strategy=strategy)

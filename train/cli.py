@@ -6,7 +6,7 @@ import argparse
 import importlib.util
 import sys
 
-from train.console import import_tensorflow_quietly
+from tf_zoneout_train.console import import_tensorflow_quietly
 
 # The modules each command needs beyond the core install, and the extra that brings them.
 EXTRAS = {
@@ -31,7 +31,7 @@ def missing_extra(command: str | None) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     # The subcommands import TensorFlow: import it first, quietly (see train.console).
     import_tensorflow_quietly()
-    from train import data_command, export_command, serve_command, train_command, use_command
+    from tf_zoneout_train import data_command, export_command, serve_command, train_command, use_command
 
     parser = argparse.ArgumentParser(prog="zoneout", description="Zoneout RNNs for TensorFlow.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     if getattr(args, "datasets", None):
-        from train import data_command
+        from tf_zoneout_train import data_command
 
         unknown = sorted(set(args.datasets) - set(data_command.DATASETS))
         if unknown:

@@ -1,4 +1,6 @@
-"""Overlay the learning curves of several runs: ``python -m train.compare_runs RUN... --out F.png``.
+"""Overlay the learning curves of several runs.
+
+    python -m tf_zoneout_train.compare_runs RUN... --out F.png
 
 Also writes F.json with each run's configuration summary, per-epoch metrics and test metrics.
 ``--reference "paper, valid=120.7"`` draws a published number as a horizontal line beside the curves.
@@ -11,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from train import run_files
+from tf_zoneout_train import run_files
 
 # Regularizers named in a run's label when set: (config field, short name).
 REGULARIZERS = (
@@ -109,7 +111,9 @@ def main(argv=None) -> int:
         {
             "runs": runs,
             "references": dict(references),
-            "command": " ".join(["python -m train.compare_runs", *(sys.argv[1:] if argv is None else argv)]),
+            "command": " ".join(
+                ["python -m tf_zoneout_train.compare_runs", *(sys.argv[1:] if argv is None else argv)]
+            ),
         },
     )
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")

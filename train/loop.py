@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from train import distribute, run_files
-from train.config import RunConfig
+from tf_zoneout_train import distribute, run_files
+from tf_zoneout_train.config import RunConfig
 
 _KILL_AT_STEP = "ZONEOUT_TEST_KILL_AT_STEP"  # tests: SIGKILL self after this global step
 

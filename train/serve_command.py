@@ -29,7 +29,7 @@ def run(args) -> int:
         os.environ["ZONEOUT_TF_SERVING"] = args.tf_serving
     if args.no_batching:
         os.environ["ZONEOUT_BATCHING"] = "false"
-    from serve.app import create_app
+    from tf_zoneout_serve.app import create_app
 
     print(
         f"playground: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs",

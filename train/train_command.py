@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from train import config as config_lib
+from tf_zoneout_train import config as config_lib
 
 ANALYSIS_TASKS = ("gradient_propagation", "semantic_consistency")
 
@@ -78,18 +78,18 @@ def run(args) -> int:
     if args.data_dir:
         os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
-    from train.distribute import make_strategy
-    from train.loop import RunFolderError, Trainer, TrainingDivergedError
+    from tf_zoneout_train.distribute import make_strategy
+    from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
 
     try:
         # First TensorFlow work of the process: multi-worker collectives are configured here.
         strategy = make_strategy(config.strategy)
         if config.task in ANALYSIS_TASKS:
-            from train import analysis
+            from tf_zoneout_train import analysis
 
             analysis.run(config, run_dir, args.tfds_dir, resume=args.resume)
         else:
-            from train import tasks
+            from tf_zoneout_train import tasks
 
             Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume, strategy=strategy).run()
     except (RunFolderError, TrainingDivergedError, DataError, ValueError) as error:

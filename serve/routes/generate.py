@@ -7,13 +7,13 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from serve import generation
-from serve.dependencies import MetricsDep, ModelDep, SettingsDep
-from serve.errors import ApiError, ErrorBody, responses
-from serve.model_calls import run_signature
-from serve.registry import LoadedModel
-from serve.schemas import GenerateRequest, GenerateResponse, RequestModels, StreamChunk
-from serve.settings import Settings
+from tf_zoneout_serve import generation
+from tf_zoneout_serve.dependencies import MetricsDep, ModelDep, SettingsDep
+from tf_zoneout_serve.errors import ApiError, ErrorBody, responses
+from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.registry import LoadedModel
+from tf_zoneout_serve.schemas import GenerateRequest, GenerateResponse, RequestModels, StreamChunk
+from tf_zoneout_serve.settings import Settings
 
 # One server-sent event: no event name and a chunk as data; ``event: done`` and the totals; or
 # ``event: error`` and the error. The data is JSON text.

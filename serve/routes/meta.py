@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from serve.dependencies import MetricsDep, RegistryDep, SettingsDep
+from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
 
 PLAYGROUND = Path(__file__).resolve().parent.parent / "static" / "index.html"
 router = APIRouter()

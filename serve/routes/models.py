@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serve.dependencies import ModelDep, RegistryDep
-from serve.errors import responses
-from serve.schemas import ModelInfo, ModelList
+from tf_zoneout_serve.dependencies import ModelDep, RegistryDep
+from tf_zoneout_serve.errors import responses
+from tf_zoneout_serve.schemas import ModelInfo, ModelList
 
 router = APIRouter()
 

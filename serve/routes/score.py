@@ -4,11 +4,11 @@
 import numpy as np
 from fastapi import APIRouter, Request
 
-from serve import generation
-from serve.dependencies import ModelDep, SettingsDep
-from serve.errors import ApiError, responses
-from serve.model_calls import run_signature
-from serve.schemas import RequestModels, ScoreResponse
+from tf_zoneout_serve import generation
+from tf_zoneout_serve.dependencies import ModelDep, SettingsDep
+from tf_zoneout_serve.errors import ApiError, responses
+from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.schemas import RequestModels, ScoreResponse
 
 
 def build_router(models: RequestModels) -> APIRouter:

@@ -17,10 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from tf_zoneout.models.recurrent import make_recurrent_layer
-from train import run_files
-from train.loop import Trainer
-from train.tasks.base import recurrent_spec
-from train.tasks.pmnist import PmnistTask
+from tf_zoneout_train import run_files
+from tf_zoneout_train.loop import Trainer
+from tf_zoneout_train.tasks.base import recurrent_spec
+from tf_zoneout_train.tasks.pmnist import PmnistTask
 
 VARIANTS = {
     "zoneout": dict(zoneout_cells=0.5, zoneout_states=0.0),

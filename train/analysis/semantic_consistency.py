@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 import tf_zoneout as tz
-from train import run_files
-from train.loop import Trainer
-from train.tasks.base import Task
+from tf_zoneout_train import run_files
+from tf_zoneout_train.loop import Trainer
+from tf_zoneout_train.tasks.base import Task
 
 VALIDATION_EXAMPLES = 1000
 

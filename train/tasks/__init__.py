@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from train.config import RunConfig
+from tf_zoneout_train.config import RunConfig
 
 
 def get(config: RunConfig, tfds_dir=None):
     """The Task for ``config.task`` (imported lazily: each pulls in its own data code)."""
     if config.task in ("char_ptb", "word_ptb", "text8"):
-        from train.tasks.language_modeling import LanguageModelingTask
+        from tf_zoneout_train.tasks.language_modeling import LanguageModelingTask
 
         return LanguageModelingTask(config, tfds_dir)
     if config.task == "pmnist":
-        from train.tasks.pmnist import PmnistTask
+        from tf_zoneout_train.tasks.pmnist import PmnistTask
 
         return PmnistTask(config, tfds_dir)
     if config.task == "seq2seq":
-        from train.tasks.seq2seq import Seq2SeqTask
+        from tf_zoneout_train.tasks.seq2seq import Seq2SeqTask
 
         return Seq2SeqTask(config)
     raise ValueError(f"{config.task} is an analysis task; run it with train.analysis")

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from tf_zoneout.models.recurrent import RecurrentSpec
-from train.config import RunConfig
+from tf_zoneout_train.config import RunConfig
 
 
 def recurrent_spec(

@@ -12,7 +12,7 @@ from tf_zoneout import export as export_lib
 from tf_zoneout.data import lm
 from tf_zoneout.models import LanguageModel
 from tf_zoneout.models.language_model import token_nll
-from train.tasks.base import Task, recurrent_spec
+from tf_zoneout_train.tasks.base import Task, recurrent_spec
 
 DATASET_OF_TASK = {"char_ptb": "ptb_char", "word_ptb": "ptb_word", "text8": "text8"}
 EVAL_ROWS = 10  # parallel streams when the state is carried through an evaluation text

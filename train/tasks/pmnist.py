@@ -10,7 +10,7 @@ import tf_zoneout.data  # noqa: F401  (registers the TFDS builders)
 from tf_zoneout import export as export_lib
 from tf_zoneout.data import pmnist
 from tf_zoneout.models import SequenceClassifier
-from train.tasks.base import Task, recurrent_spec
+from tf_zoneout_train.tasks.base import Task, recurrent_spec
 
 TRAIN_IMAGES = 50_000
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tf_zoneout import export as export_lib
 from tf_zoneout.data import seq2seq as data
 from tf_zoneout.models import Seq2Seq
-from train.tasks.base import Task, recurrent_spec
+from tf_zoneout_train.tasks.base import Task, recurrent_spec
 
 
 class Seq2SeqTask(Task):
