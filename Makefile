@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/python -m ruff format --check .
 
 bench: install
-	$(BIN)/python -m bench.rnn_speed --out docs/bench/rnn_speed.json
+	$(BIN)/python -m bench.rnn_speed --out auto
 	$(BIN)/python -m bench.report
 	$(BIN)/python -m bench.train_step_speed
 	@if [ -d "$(MODEL_BASE)/char_ptb_demo" ]; then $(BIN)/python -m bench.serve_speed --model-base $(MODEL_BASE); \

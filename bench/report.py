@@ -1,6 +1,10 @@
-"""Write the latest benchmark JSON into docs/BENCHMARKS.md (between its markers).
+"""Render every CPU's rnn_speed results into docs/BENCHMARKS.md (between its markers).
 
-python -m bench.report [--json docs/bench/rnn_speed.json] [--doc docs/BENCHMARKS.md]
+Each CPU kind has its own JSON file (docs/bench/rnn_speed-<cpu kind>.json, written by
+``python -m bench.rnn_speed --out auto``) and its own table here, so a run on one processor
+never replaces another processor's figures.
+
+    python -m bench.report [--results docs/bench] [--doc docs/BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ START, END = "<!-- rnn_speed:start -->", "<!-- rnn_speed:end -->"
 
 def render(payload: dict) -> str:
     env = payload["environment"]
+    threads = f", {env['threads']} threads" if "threads" in env else ""
     lines = [
-        f"Command: `{payload['command']}`. Machine: {env['cores']} cores ({env['cpu']}), "
-        f"{env['gpus']} GPU; TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
+        f"### {env['cpu']}" + (f", {payload['date']}" if "date" in payload else ""),
+        "",
+        f"Command: `{payload['command']}`. Machine: {env['cores']} cores{threads}, {env['gpus']} GPU; "
+        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
         f"PyTorch {env.get('torch') or 'not installed'}, Python {env['python']}; "
         f"T={env['seq_len']}, vocabulary {env['vocab']}.",
         "",
@@ -27,19 +34,27 @@ def render(payload: dict) -> str:
     return "\n".join(lines)
 
 
+def render_all(results_dir: Path) -> str:
+    payloads = [json.loads(path.read_text()) for path in sorted(results_dir.glob("rnn_speed-*.json"))]
+    if not payloads:
+        raise SystemExit(f"no rnn_speed-*.json in {results_dir}: run `python -m bench.rnn_speed --out auto`")
+    return "\n\n".join(render(p) for p in sorted(payloads, key=lambda p: p["environment"]["cpu"]))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--json", type=Path, default=Path("docs/bench/rnn_speed.json"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results", type=Path, default=Path("docs/bench"))
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
-    payload = json.loads(args.json.read_text())
     doc = args.doc.read_text()
     if START not in doc or END not in doc:
         raise SystemExit(f"{args.doc} has no {START} ... {END} section to fill")
     head, rest = doc.split(START, 1)
     _, tail = rest.split(END, 1)
-    args.doc.write_text(f"{head}{START}\n{render(payload)}\n{END}{tail}")
-    print(f"updated {args.doc} from {args.json}")
+    args.doc.write_text(f"{head}{START}\n{render_all(args.results)}\n{END}{tail}")
+    print(f"updated {args.doc} from {args.results}/rnn_speed-*.json")
     return 0
 
 
