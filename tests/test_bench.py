@@ -1,0 +1,45 @@
+"""The benchmark tooling: per-CPU result files and tables, and the matmul roofline's arithmetic."""
+
+from __future__ import annotations
+
+import json
+
+from bench import report, roofline
+from bench.rnn_speed import json_path
+
+
+def _payload(cpu: str, tokens: float) -> dict:
+    env = {"cpu": cpu, "cores": 2, "threads": 2, "gpus": 0, "tensorflow": "2.x", "keras": "3.x"}
+    env |= {"torch": None, "python": "3.11", "seq_len": 100, "vocab": 50}
+    row = {"tokens_per_s": tokens, "implementation": "graph", "percent_of_roofline": 40.0}
+    return {"environment": env, "command": "python -m bench.rnn_speed", "results": {"H=8 B=2": {"tz": row}}}
+
+
+def test_each_cpu_kind_keeps_its_own_file_and_table(tmp_path):
+    paths = {cpu: json_path(cpu) for cpu in ("AMD EPYC (avx2)", "Intel(R) Xeon(R) Processor (amx)")}
+    assert [p.name for p in paths.values()] == [
+        "rnn_speed-amd-epyc-avx2.json",
+        "rnn_speed-intel-xeon-processor-amx.json",
+    ]
+    for i, (cpu, path) in enumerate(paths.items()):
+        (tmp_path / path.name).write_text(json.dumps(_payload(cpu, 1000.0 * (i + 1))))
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text(f"intro\n{report.START}\nold\n{report.END}\noutro\n")
+    report.main(["--results", str(tmp_path), "--doc", str(doc)])
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("intro") and text.rstrip().endswith("outro")
+    assert "### AMD EPYC (avx2)" in text and "### Intel(R) Xeon(R) Processor (amx)" in text
+    assert "| H=8 B=2 | tz | graph | 1,000 |" in text and "| H=8 B=2 | tz | graph | 2,000 |" in text
+    assert "40%" in text
+
+
+def test_roofline_counts_every_matmul_of_a_training_step():
+    units, batch, steps, vocab, gates = 10, 3, 7, 5, 40
+    matmuls = roofline.step_matmuls(units, batch, steps, vocab, vocab, gates)
+    flops = sum(m.flops * m.count for m in matmuls)
+    tokens = steps * batch
+    # forward: x W, h U per step, h V; backward: two matmuls for each forward one.
+    forward = 2 * tokens * (vocab * gates + units * gates + units * vocab)
+    assert flops == 3 * forward
+    result = roofline.bound(units, batch, steps, vocab, vocab, gates)
+    assert result["tokens_per_s"] > 0 and len(result["gflops"]) == len({(m.m, m.k, m.n) for m in matmuls})
