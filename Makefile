@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# pytest-xdist: one worker per core, each test file in one worker (the session's smoke-trained models
+# are built at most once per worker).
 test: install
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 # `pip install tf-zoneout` without extras, in a fresh venv: only tensorflow/keras/numpy, a ZoneoutLSTM
 # trains, no generic top-level modules (a minute or two; CI runs it after `make test`).
