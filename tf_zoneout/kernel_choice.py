@@ -23,6 +23,7 @@ Forcing a choice: ``jit_compile=True`` ("xla") or ``False`` ("graph") on the lay
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -194,8 +195,10 @@ def choose(key: str, make_runner: Callable[[str], Callable[[], None]], can_measu
         return cached
     if not can_measure:
         return DEFAULT
-    with tf.init_scope():  # run eagerly even when called while a tf.function is traced
-        seconds = measure(make_runner, IMPLEMENTATIONS)
+    # In a thread of its own: eager, with none of the caller's graph, tapes or tf.function
+    # variable-creation rules (the caller is often a tf.function being traced).
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tf_zoneout_kernel_choice") as pool:
+        seconds = pool.submit(measure, make_runner, IMPLEMENTATIONS).result()
     if not seconds:
         return DEFAULT
     choice = min(seconds, key=seconds.get)
@@ -219,6 +222,7 @@ def clear_memory() -> None:
 # Shape of the measurement call when the traced shape does not say .
 MEASURE_BATCH = 32
 MEASURE_STEPS = 32
+MAX_MEASURE_STEPS = 100
 
 
 def can_run_eagerly() -> bool:
@@ -291,7 +295,9 @@ class KernelChoiceMixin:
             "stateful": False,
         }
         copy = type(self).from_config(config)
-        shape = [batch or MEASURE_BATCH, min(steps or MEASURE_STEPS, MEASURE_STEPS), features]
+        # The call's own shape where known (so the traces are the ones the real call reuses),
+        # at most MAX_MEASURE_STEPS steps.
+        shape = [batch or MEASURE_BATCH, min(steps or MEASURE_STEPS, MAX_MEASURE_STEPS), features]
         inputs = tf.random.uniform(shape, -1.0, 1.0, dtype=dtype)
         copy(inputs)  # build the weights
 
@@ -300,8 +306,6 @@ class KernelChoiceMixin:
             outputs = copy(inputs, training=training)
             if not training:
                 return outputs
-            # tf.gradients, not a GradientTape: the measurement runs under tf.init_scope,
-            # which pauses every tape (the graph's own gradients are unaffected).
             loss = tf.reduce_sum(tf.cast(outputs, tf.float32))
             return tf.gradients(loss, [v.value for v in copy.trainable_variables])
 
