@@ -158,3 +158,13 @@ def test_measures_inside_a_retraced_function(auto_mode, caplog):
     assert not [r for r in caplog.records if "failed" in r.getMessage()]
     keys = json.loads(auto_mode.read_text())[kernel_choice.machine_signature()]
     assert sorted(k.split()[1] for k in keys) == ["batch=2", "batch=4"]
+
+
+def test_the_batch_norm_lstm_is_measured_too(auto_mode, caplog):
+    layer = tz.RecurrentBatchNormLSTM(8, zoneout_cells=0.2, seed=1)
+    with caplog.at_level("WARNING", logger="tf_zoneout"):
+        layer(np.zeros([3, 4, 2], "float32"), training=True)
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    assert layer.kernel_implementation in kernel_choice.IMPLEMENTATIONS
+    (key,) = json.loads(auto_mode.read_text())[kernel_choice.machine_signature()]
+    assert key.startswith("RecurrentBatchNormLSTM batch=3 float32 training")

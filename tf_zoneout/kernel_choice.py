@@ -287,13 +287,11 @@ class KernelChoiceMixin:
     def _kernel_runner(self, implementation, batch, steps, features, dtype, training: bool):
         """One representative call of a copy of this layer forced to ``implementation``
         (forward and backward when training), as a zero-argument callable; run eagerly."""
-        config = {
-            **self.get_config(),
-            "jit_compile": implementation == "xla",
-            "return_sequences": True,
-            "return_state": False,
-            "stateful": False,
-        }
+        config = self.get_config()
+        # Sequences out, no state kept: set only the keys this layer has (not every layer is stateful).
+        overrides = {"return_sequences": True, "return_state": False, "stateful": False}
+        config.update({k: v for k, v in overrides.items() if k in config})
+        config["jit_compile"] = implementation == "xla"
         copy = type(self).from_config(config)
         # The call's own shape where known (so the traces are the ones the real call reuses),
         # at most MAX_MEASURE_STEPS steps.
