@@ -259,7 +259,22 @@ def main(argv=None) -> int:
         "--out", default=None, help="write results JSON here ('auto': docs/bench/rnn_speed-<cpu kind>.json)"
     )
     parser.add_argument("--no-roofline", action="store_true", help="skip the matmul roofline column")
+    parser.add_argument(
+        "--roofline-only",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="re-measure only the roofline of an existing results file and update it in place",
+    )
     args = parser.parse_args(argv)
+    if args.roofline_only:
+        payload = json.loads(args.roofline_only.read_text())
+        payload["roofline"] = add_roofline(payload["results"])
+        payload["roofline_measured"] = time.strftime("%Y-%m-%d")
+        args.roofline_only.write_text(json.dumps(payload, indent=2) + "\n")
+        print(table(payload["results"]))
+        print(f"updated the roofline in {args.roofline_only}")
+        return 0
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     env = environment()
     print("configuration:", json.dumps({**env, "shapes": shapes, "rounds": args.rounds, "steps": args.steps}))
