@@ -23,7 +23,7 @@ from tf_zoneout import masks
 from tf_zoneout.zoneout import mix
 
 
-def _split_gradient(keep, d):
+def split_gradient(keep, d):
     """Split d(state) into (d(candidate), d(previous state)) for ``zoneout.mix``."""
     if keep is None:
         return d, None
@@ -155,7 +155,7 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
             _add_optional(d + d_h_via_u if i == 0 else d, None if ta is None else ta.read(t))
             for i, (d, ta) in enumerate(zip(d_state, d_seq_tas))
         )
-        split = [_split_gradient(r.read(t), d) for r, d in zip(readers, d_state)]
+        split = [split_gradient(r.read(t), d) for r, d in zip(readers, d_state)]
         d_candidates = [c for c, _ in split]
         d_kept = [k for _, k in split]
         prev = tuple(ta.read(t) for ta in prev_tas)
