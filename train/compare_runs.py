@@ -94,7 +94,9 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (JSON beside it)")
     parser.add_argument("--title", default="learning curves")
