@@ -71,23 +71,22 @@ def _loop(xw, u, gamma_h, gamma_c, beta_c, h0, c0, keeps, population, save=False
     def keep_at(i, t):
         return keep_arrays[i].read(t) if keep_arrays[i] is not None else keeps[i]
 
-    def body(t, h, c, outputs, stats, saved):
-        rec = tf.matmul(h, u)
+    def standardized(values, t, which):
+        """(values - mean) / std with this batch's statistics (training) or the population's
+        of step t; returns (normalized values, mean, variance, 1/std)."""
         if training:
-            mean_h, var_h = tf.nn.moments(rec, axes=[0])
+            mean, variance = tf.nn.moments(values, axes=[0])
         else:
-            mean_h, var_h = population[0][t], population[1][t]
-        rstd_h = tf.math.rsqrt(var_h + EPSILON)
-        rec_hat = (rec - mean_h) * rstd_h
+            mean, variance = population[2 * which][t], population[2 * which + 1][t]
+        rstd = tf.math.rsqrt(variance + EPSILON)
+        return (values - mean) * rstd, mean, variance, rstd
+
+    def body(t, h, c, outputs, stats, saved):
+        rec_hat, mean_h, var_h, rstd_h = standardized(tf.matmul(h, u), t, 0)
         z_i, z_f, z_g, z_o = tf.split(xw_steps.read(t) + rec_hat * gamma_h, 4, axis=-1)
         i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
         c_new = f * c + i * g
-        if training:
-            mean_c, var_c = tf.nn.moments(c_new, axes=[0])
-        else:
-            mean_c, var_c = population[2][t], population[3][t]
-        rstd_c = tf.math.rsqrt(var_c + EPSILON)
-        c_hat = (c_new - mean_c) * rstd_c
+        c_hat, mean_c, var_c, rstd_c = standardized(c_new, t, 1)
         act = tf.tanh(c_hat * gamma_c + beta_c)
         c_next = mix(keep_at(1, t), c, c_new)
         h_next = mix(keep_at(0, t), h, o * act)
