@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -71,6 +72,7 @@ def forced_implementation() -> str | None:
     return value
 
 
+@functools.cache
 def cpu_description() -> dict:
     """CPU model and its vector ISA (amx / avx512 / avx2 / avx / other), from /proc/cpuinfo."""
     model, flags = platform.processor() or platform.machine(), set()
