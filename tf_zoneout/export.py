@@ -46,8 +46,8 @@ class LanguageModelModule(tf.Module):
         """(ids [B, L] with the start token first, lengths [B] incl. it, unknown [B])."""
         ids, unknown = self.codec.encode(texts)
         start = tf.fill([tf.shape(texts)[0], 1], tf.constant(self.codec.start_id, tf.int32))
-        ids = tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
-        return ids.to_tensor(0), tf.cast(ids.row_lengths(), tf.int32), unknown
+        lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
+        return tf.concat([start, ids.to_tensor(0)], axis=1), lengths, unknown
 
     @tf.function(input_signature=[_batched(tf.string, "text")])
     def score(self, text):
@@ -146,8 +146,15 @@ class Seq2SeqModule(tf.Module):
     @tf.function(input_signature=[_batched(tf.string, "problem")])
     def answer(self, problem):
         chars = tf.strings.unicode_split(tf.strings.regex_replace(problem, r"\s", ""), "UTF-8")
-        ids = self.table.lookup(chars)
-        ids = tf.ragged.boolean_mask(ids, (ids >= 0) & (ids != self.pad_id) & (ids != self.go_id))
+        # On flat values: element-wise ops on ragged tensors add many shape assertions to the graph.
+        ids = self.table.lookup(chars.flat_values)
+        keep = (ids >= 0) & (ids != self.pad_id) & (ids != self.go_id)
+        ids = tf.RaggedTensor.from_value_rowids(
+            tf.boolean_mask(ids, keep),
+            tf.boolean_mask(chars.value_rowids(), keep),
+            chars.nrows(),
+            validate=False,
+        )
         # Left-pad (or keep the last problem_len symbols of) each problem.
         reversed_ids = tf.reverse(ids, axis=[1]).to_tensor(self.pad_id, shape=[None, self.problem_len])
         problems = tf.cast(tf.reverse(reversed_ids, axis=[1]), tf.int32)
@@ -160,9 +167,7 @@ class Seq2SeqModule(tf.Module):
             axis=1,
             output_type=tf.int32,
         )
-        chars = tf.ragged.boolean_mask(
-            tf.gather(self.symbols, answer_ids), tf.sequence_mask(length, self.answer_len)
-        )
+        chars = tf.where(tf.sequence_mask(length, self.answer_len), tf.gather(self.symbols, answer_ids), "")
         return {"answer": tf.strings.reduce_join(chars, axis=1)}
 
 

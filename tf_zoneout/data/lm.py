@@ -20,12 +20,21 @@ from tf_zoneout.data import vocab as vocab_lib
 LM_DATASETS = ("ptb_char", "ptb_word", "text8")
 
 
+_READ_BATCH = 16384  # examples per tensor when reading a split: one Python step per batch, not per line
+
+
 def split_texts(dataset: str, split: str, tfds_dir=None) -> list[str]:
-    """The ``text`` of every example of a prepared TFDS split, in order."""
+    """The ``text`` of every example of a prepared TFDS split, in order.
+
+    Read in batches of ``_READ_BATCH`` lines: iterating example by example costs about
+    0.3 ms of Python per line (15 s for char-PTB's 42k training lines on a busy core)."""
     builder = tfds.builder(dataset, data_dir=tfds_dir)
     builder.download_and_prepare()
     ds = builder.as_dataset(split=split, shuffle_files=False)
-    return [t.decode("utf-8") for t in tfds.as_numpy(ds.map(lambda ex: ex["text"]))]
+    texts: list[str] = []
+    for batch in ds.map(lambda ex: ex["text"]).batch(_READ_BATCH):
+        texts.extend(t.decode("utf-8") for t in batch.numpy())
+    return texts
 
 
 def load_vocabulary(dataset: str, tfds_dir=None) -> vocab_lib.Vocabulary:
