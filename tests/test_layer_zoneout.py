@@ -183,3 +183,27 @@ def test_training_flag_as_tensor_in_a_graph():
     fn = tf.function(lambda flag: layer(x, training=flag))
     np.testing.assert_allclose(fn(tf.constant(False)), layer(x, training=False), atol=1e-6)
     assert not np.allclose(fn(tf.constant(True)), layer(x, training=False))
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_eager_calls_reuse_the_compiled_loop(family, jit_compile):
+    """Each call builds a new (equal) step object; the loop must not be traced (and, with XLA,
+    compiled) again for it: that made every eager call of a small layer take about a second."""
+    from tf_zoneout.kernels import scan
+
+    name, cls, _, _ = family
+    rate = {"zoneout_states": 0.2} if name == "lstm" else {"zoneout": 0.2}
+    layer = cls(8, **rate, return_sequences=True, jit_compile=jit_compile)
+    x = tf.random.normal([2, 3, 5])
+    fwd, bwd = scan._compiled(jit_compile)
+    for training in (False, True, False, True):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=training)
+        tape.gradient(y, layer.trainable_variables)
+        if training:
+            traced = (fwd.experimental_get_tracing_count(), bwd.experimental_get_tracing_count())
+    for training in (False, True, True):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=training)
+        tape.gradient(y, layer.trainable_variables)
+    assert (fwd.experimental_get_tracing_count(), bwd.experimental_get_tracing_count()) == traced
