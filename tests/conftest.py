@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import shutil
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Layers left at jit_compile="auto" would time both kernels once per configuration;
@@ -73,17 +78,44 @@ SHARED_DATA = os.environ.get("ZONEOUT_DATA_DIR")
 
 def shared_data_dir():
     """The shared data folder, or skip the test with the reason visible in the summary."""
-    from pathlib import Path
-
     if not SHARED_DATA or not Path(SHARED_DATA).is_dir():
         pytest.skip("ZONEOUT_DATA_DIR is not set to a data folder (e.g. ../shared/data): data tests skipped")
     return Path(SHARED_DATA)
 
 
+def _shared_tmp(tmp_path_factory) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (this session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path):
+    """Hold an exclusive lock on ``lock_file`` (between the processes of an xdist run)."""
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
-    """A TFDS cache folder shared by the tests of one session."""
-    return str(tmp_path_factory.mktemp("tfds"))
+    """A TFDS folder shared by every test and xdist worker of the run. The shared data sets
+    (PTB char and word, MNIST) are prepared here once, under a lock, so no two workers ever
+    prepare one at the same time and none prepares it twice."""
+    import tensorflow_datasets as tfds
+
+    import tf_zoneout.data  # noqa: F401  (registers the builders)
+
+    shared = _shared_tmp(tmp_path_factory)
+    folder = shared / "tfds"
+    if SHARED_DATA and Path(SHARED_DATA).is_dir():
+        with _exclusive(shared / "tfds.lock"):
+            for name in ("ptb_char", "ptb_word", "zoneout_mnist"):
+                tfds.builder(name, data_dir=str(folder)).download_and_prepare()
+    return str(folder)
 
 
 @pytest.fixture
@@ -112,22 +144,43 @@ def small_text8(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, tfds_dir):
-    """Smoke-trained runs shared by every test module: ``smoke_run(task)`` -> (trainer, run folder,
-    final metrics). Each task is trained once per session; tests only read what it wrote."""
+    """Smoke-trained runs shared by every test module and every xdist worker: ``smoke_run(task)``
+    -> (trainer, run folder, final metrics). Each task is trained once per test run, by whichever
+    worker asks first (under a file lock); another worker rebuilds the trained model from the
+    run's checkpoints (``with_trainer=False``: it does not, and the trainer is None).
+    Tests only read what the run wrote."""
     from tf_zoneout_train import config as config_lib
     from tf_zoneout_train import tasks
     from tf_zoneout_train.loop import Trainer
 
+    shared = _shared_tmp(tmp_path_factory)
     runs = {}
 
-    def get(task_name: str):
-        if task_name not in runs:
+    def get(task_name: str, with_trainer: bool = True):
+        if task_name not in runs or (with_trainer and runs[task_name][0] is None):
             if task_name in ("char_ptb", "word_ptb", "pmnist", "gradient_propagation"):
                 shared_data_dir()
-            run_dir = tmp_path_factory.mktemp(f"smoke-{task_name}") / "run"
-            config = config_lib.resolve(task_name, "smoke")
-            trainer = Trainer(tasks.get(config, tfds_dir), run_dir, show_progress=False)
-            runs[task_name] = (trainer, run_dir, trainer.run())
+            run_dir = shared / f"smoke-{task_name}" / "run"
+            finished = run_dir.parent / "finished.json"
+            with _exclusive(shared / "smoke.lock"):
+                if finished.exists():
+                    trainer = None
+                    if with_trainer:
+                        config = config_lib.load(run_dir)
+                        task = tasks.get(config, tfds_dir)
+                        trainer = Trainer(task, run_dir, resume=True, show_progress=False)
+                        trainer.restore_final()
+                    final = json.loads(finished.read_text())
+                else:
+                    config = config_lib.resolve(task_name, "smoke")
+                    trainer = Trainer(tasks.get(config, tfds_dir), run_dir, show_progress=False)
+                    try:
+                        final = trainer.run()
+                    except BaseException:
+                        shutil.rmtree(run_dir, ignore_errors=True)  # the next asker trains afresh
+                        raise
+                    finished.write_text(json.dumps(final))
+            runs[task_name] = (trainer, run_dir, final)
         return runs[task_name]
 
     return get
@@ -145,6 +198,6 @@ def model_base(tmp_path_factory, smoke_run):
 
     root = tmp_path_factory.mktemp("serving")
     for name, task_name in SERVED.items():
-        _, run_dir, _ = smoke_run(task_name)
+        _, run_dir, _ = smoke_run(task_name, with_trainer=False)
         publish(run_dir / "export", root / "models", name)
     return root / "models"

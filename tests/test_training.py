@@ -230,3 +230,14 @@ def assert_no_xla(export_dir):
         for node in function.node_def:
             assert not node.attr["_XlaMustCompile"].b, node.name
             assert node.op not in ("XlaLaunch", "_XlaCompile"), node.name
+
+
+def test_restore_final_rebuilds_the_weights_the_run_was_tested_with(smoke_run, tfds_dir):
+    from tf_zoneout_train.loop import weights_digest
+
+    _, run_dir, final = smoke_run("seq2seq", with_trainer=False)
+    trainer = Trainer(
+        tasks.get(config_lib.load(run_dir), tfds_dir), run_dir, resume=True, show_progress=False
+    )
+    trainer.restore_final()
+    assert weights_digest(trainer.model) == final["weights_sha256"]

@@ -380,9 +380,22 @@ class Trainer:
                 f"z_c={self.config.zoneout_cells} z_h={self.config.zoneout_states}",
             )
 
-    def _finish(self, history, stopped_early: bool) -> dict:
+    def restore_final(self):
+        """Rebuild a finished run's model (``self.model``) with the weights it was tested and
+        exported with: the best validation checkpoint, else the last one. Trains nothing."""
+        if not self.resume:
+            raise RunFolderError("restore_final reads a finished run: create the Trainer with resume=True")
+        self._build()
+        self.manager.restore_or_initialize()
+        self._restore_best()
+        return self.model
+
+    def _restore_best(self):
         if self.best.latest_checkpoint:
             self.best.checkpoint.restore(self.best.latest_checkpoint).expect_partial()
+
+    def _finish(self, history, stopped_early: bool) -> dict:
+        self._restore_best()
         test = self.task.evaluate(self.model, "test")
         final = {
             "test": test,

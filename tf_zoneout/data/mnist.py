@@ -24,18 +24,25 @@ def parse_idx(content: bytes, path: str) -> np.ndarray:
 class ZoneoutMnist(tfds.core.GeneratorBasedBuilder):
     """MNIST with features like TFDS's ``mnist``: ``image`` [28, 28, 1] uint8, ``label``.
 
+    Images are stored as raw tensors (TFDS's ``mnist`` stores PNGs, which cost about 1 ms
+    each to encode when preparing and to decode at every read).
+
     Splits: train = the first 50,000 training images, validation = the last 10,000,
     test = the 10,000 test images.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "idx files; validation = last 10,000 of train."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {
+        "1.0.0": "idx files; validation = last 10,000 of train.",
+        "1.1.0": "images stored as raw uint8 tensors, not PNG: preparing is about 10x faster, "
+        "reading needs no decoding; the same values, shapes and dtypes.",
+    }
 
     def _info(self):
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Image(shape=(28, 28, 1)),
+                    "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
                     "label": tfds.features.ClassLabel(num_classes=10),
                 }
             ),
