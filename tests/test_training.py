@@ -241,3 +241,38 @@ def test_restore_final_rebuilds_the_weights_the_run_was_tested_with(smoke_run, t
     )
     trainer.restore_final()
     assert weights_digest(trainer.model) == final["weights_sha256"]
+
+
+def test_masked_probe_gives_the_gradient_of_a_split_sequence():
+    """``cell_gradient_norms`` reads the whole sequence with masks; without regularization it must
+    equal dL/dc_t computed by running the prefix [0, t) and the suffix [t, T) as separate calls."""
+    import types
+
+    import keras
+
+    from tf_zoneout.models.recurrent import make_recurrent_layer
+    from tf_zoneout_train.analysis.gradient_propagation import cell_gradient_norms
+    from tf_zoneout_train.tasks.base import recurrent_spec
+
+    config = config_lib.resolve("pmnist", "smoke", {"zoneout_cells": 0.0, "zoneout_states": 0.0})
+    spec = recurrent_spec(config, jit_compile=False)
+    rnn = make_recurrent_layer(spec, 5, return_sequences=False, return_state=True)
+    model = types.SimpleNamespace(rnn_layers=[rnn], readout=keras.layers.Dense(10))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(4, 12, 1)), tf.float32)
+    y = tf.constant(rng.integers(0, 10, size=4))
+    rnn(x)
+    steps = [0, 1, 5, 11]
+    expected = []
+    for t in steps:
+        h = c = tf.zeros([4, config.units])
+        if t:
+            _, h, c = rnn(x[:, :t], training=True)
+        with tf.GradientTape() as tape:
+            tape.watch(c)
+            out, _, _ = rnn(x[:, t:], initial_state=[h, c], training=True)
+            logits = model.readout(out)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        expected.append(float(tf.reduce_mean(tf.norm(tape.gradient(loss, c), axis=1))))
+    assert min(expected) > 0
+    np.testing.assert_allclose(cell_gradient_norms(model, config, x, y, steps), expected, rtol=1e-5)

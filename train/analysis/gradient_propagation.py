@@ -38,9 +38,13 @@ def variant_config(config, name: str):
 
 
 def cell_gradient_norms(model, config, x, y, steps) -> np.ndarray:
-    """Mean over the batch of ||dL/dc_t|| for each t in ``steps`` (training mode: regularizers on)."""
+    """Mean over the batch of ||dL/dc_t|| for each t in ``steps`` (training mode: regularizers on).
+
+    Every call of the probe layer reads the full 784 steps, with a step mask selecting the
+    prefix [0, t) or the suffix [t, 784): masked steps keep the state, so the prefix's final
+    state is the state at t and the suffix starts from it. One sequence length for every t
+    means one traced loop, not one per grid point."""
     trained = model.rnn_layers[-1]
-    # Without XLA: each of the grid's sequence lengths would be compiled anew.
     probe = make_recurrent_layer(
         recurrent_spec(config, max_timesteps=784, jit_compile=False),
         config.seed + 99,
@@ -49,15 +53,17 @@ def cell_gradient_norms(model, config, x, y, steps) -> np.ndarray:
     )
     probe(x[:, :1])
     probe.set_weights(trained.get_weights())
+    batch, length = tf.shape(x)[0], x.shape[1]
     norms = []
     for t in steps:
+        before = tf.tile(tf.range(length)[None, :] < t, [batch, 1])  # [B, 784]
         if t == 0:
-            h = c = tf.zeros([tf.shape(x)[0], config.units])
+            h = c = tf.zeros([batch, config.units])
         else:
-            _, h, c = probe(x[:, :t], training=True)
+            _, h, c = probe(x, mask=before, training=True)
         with tf.GradientTape() as tape:
             tape.watch(c)
-            out, _, _ = probe(x[:, t:], initial_state=[h, c], training=True)
+            out, _, _ = probe(x, initial_state=[h, c], mask=~before, training=True)  # out = h_783
             logits = model.readout(out)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
         norms.append(float(tf.reduce_mean(tf.norm(tape.gradient(loss, c), axis=1))))
