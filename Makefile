@@ -54,7 +54,7 @@ demo: install
 	$(BIN)/zoneout data download ptb_char
 	$(BIN)/zoneout train char_ptb --preset demo --run-dir $(DEMO_RUN)
 	$(BIN)/zoneout export $(DEMO_RUN) --model-base $(MODEL_BASE) --name char_ptb_demo
-	$(BIN)/zoneout sample $(MODEL_BASE)/char_ptb_demo --prompt "the company said " --max-new-tokens 200 --seed 1
+	$(BIN)/zoneout sample $(MODEL_BASE)/char_ptb_demo --prompt "the company said " --max-new-tokens 200 --seed 1 --temperature 0.7
 	$(BIN)/zoneout score $(MODEL_BASE)/char_ptb_demo --text "the company said its profit rose in the third quarter"
 	$(BIN)/zoneout serve --model-base $(MODEL_BASE) --port $(PORT)
 

@@ -50,7 +50,7 @@ def test_overrides_are_typed_and_presets_resolve_for_every_task():
     for task in config_lib.TASKS:
         for preset in ("paper", "cpu", "smoke"):
             assert config_lib.resolve(task, preset).task == task
-    assert config_lib.resolve("char_ptb", "demo").units == 128
+    assert config_lib.resolve("char_ptb", "demo").units == 256
     with pytest.raises(config_lib.ConfigError, match="not defined for pmnist"):
         config_lib.resolve("pmnist", "demo")
     overrides = config_lib.parse_overrides(["--zoneout-cells=0.25", "--share-mask", "yes", "--units", "64"])

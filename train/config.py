@@ -171,11 +171,13 @@ PRESET_VALUES: dict[str, dict[str, dict]] = {
             epochs=6,
             patience=3,
         ),
+        # `make demo`: a few minutes on 2 cores. lr 0.01 and 256 units: 1.97 validation BPC after
+        # the 600 steps (lr 0.003 and 128 units stayed at 2.69, and its samples were not words).
         "demo": dict(
-            units=128,
+            units=256,
             embedding_dim=32,
             batch_size=64,
-            learning_rate=0.003,
+            learning_rate=0.01,
             zoneout_cells=0.5,
             zoneout_states=0.05,
             epochs=2,
