@@ -118,13 +118,13 @@ def _latest_weights(run_dir):
     return [v.numpy() for v in model.variables]
 
 
-def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys):
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smoke_run):
     shared_data_dir()
     # word_ptb smoke: contiguous batches with the state carried, dropout and zoneout masks,
     # SGD with a decaying rate; checkpoints every 4 steps, 5 steps per epoch, 2 epochs.
-    # Only the killed run needs a process of its own; the others run here (no second TF start-up).
-    config = config_lib.resolve("word_ptb", "smoke")
-    Trainer(tasks.get(config), tmp_path / "straight", show_progress=False).run()
+    # The uninterrupted reference is the session's shared word_ptb smoke run (same preset).
+    # Only the killed run needs a process of its own; the resumed one runs here.
+    _, straight, _ = smoke_run("word_ptb", with_trainer=False)
     killed = _train_process(tmp_path / "killed", {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
     assert killed.returncode == -9  # SIGKILL: mid-epoch 2, three steps after the last checkpoint
     assert not (tmp_path / "killed" / "export").exists()
@@ -132,9 +132,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys):
     resumed.show_progress = True  # its "resuming ..." line is checked below
     resumed.run()
     assert "resuming" in capsys.readouterr().out
-    for a, b in zip(_latest_weights(tmp_path / "straight"), _latest_weights(tmp_path / "killed")):
+    for a, b in zip(_latest_weights(straight), _latest_weights(tmp_path / "killed")):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("straight", "killed")]
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, tmp_path / "killed")]
     assert [e["train_loss"] for e in metrics[0]["epochs"]] == pytest.approx(
         [e["train_loss"] for e in metrics[1]["epochs"]], abs=1e-6
     )
