@@ -76,7 +76,7 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
     for k, run in enumerate(runs):
         epochs = range(1, len(run["validation"]) + 1)
         ax.plot(epochs, run["train_metric"], "--", color=f"C{k}", label=f"{run['label']} (train)")
@@ -87,7 +87,7 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
         ax.set_ylim(*ylim)
     ax.set(xlabel="epoch", ylabel=runs[0]["metric"], title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, not on them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
