@@ -27,7 +27,7 @@ install: $(STAMP)
 # are built at most once per worker).
 test: install
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=15
 
 # `pip install tf-zoneout` without extras, in a fresh venv: only tensorflow/keras/numpy, a ZoneoutLSTM
 # trains, no generic top-level modules (a minute or two; CI runs it after `make test`).
