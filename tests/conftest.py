@@ -162,7 +162,9 @@ def smoke_run(tmp_path_factory, tfds_dir):
                 shared_data_dir()
             run_dir = shared / f"smoke-{task_name}" / "run"
             finished = run_dir.parent / "finished.json"
-            with _exclusive(shared / "smoke.lock"):
+            # One lock per task: two workers may train two different tasks at once (the data
+            # sets were prepared up front, by the tfds_dir fixture).
+            with _exclusive(shared / f"smoke-{task_name}.lock"):
                 if finished.exists():
                     trainer = None
                     if with_trainer:
