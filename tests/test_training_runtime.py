@@ -228,3 +228,16 @@ def test_mirrored_two_replicas_compute_the_single_device_update(tmp_path):
         weights.append([np.asarray(w) for w in json.loads(out.read_text())])
     for one, two in zip(*weights):
         np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-5)
+
+
+def test_progress_bar_updates_rarely_when_stderr_is_a_file(monkeypatch):
+    import io
+
+    from tf_zoneout_train.loop import progress_interval
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert progress_interval() == 30.0
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert progress_interval() == 0.1

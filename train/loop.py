@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +40,13 @@ class TrainingDivergedError(RuntimeError):
 
 class RunFolderError(RuntimeError):
     """The run folder cannot be used as asked (exists without --resume, or missing with it)."""
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar updates: live on a terminal; every 30 s when stderr is a file
+    (a nohup log of a long run would otherwise grow by a line's worth of bytes per batch)."""
+    stream = sys.stderr
+    return 0.1 if hasattr(stream, "isatty") and stream.isatty() else 30.0
 
 
 def make_optimizer(config: RunConfig) -> keras.Optimizer:
@@ -284,6 +292,7 @@ class Trainer:
             disable=not self.show_progress,
             dynamic_ncols=True,
             unit="batch",
+            mininterval=progress_interval(),
         )
         loss_total = count_total = 0.0
         tokens = task.tokens_per_batch()
