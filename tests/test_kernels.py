@@ -210,3 +210,17 @@ def test_output_gate_zoneout_forward_and_gradients(kind):
         c = keep_c[t] * c + (1 - keep_c[t]) * c_new
         np.testing.assert_allclose(outputs[t], h, atol=1e-5)
     assert_hand_gradient_matches_autodiff(step, xw, u, None, state0, tf_keeps, all_states=True, update=update)
+
+
+def test_canonical_step_interns_equal_steps_and_passes_unhashable_ones_through():
+    from tf_zoneout.kernels import scan
+
+    a = kernels.LSTMStep(kernels.resolve("tanh"), kernels.resolve("sigmoid"))
+    b = kernels.LSTMStep(kernels.resolve("tanh"), kernels.resolve("sigmoid"))
+    assert a is not b and scan.canonical_step(b) is scan.canonical_step(a)
+
+    class Unhashable:
+        __hash__ = None
+
+    odd = Unhashable()
+    assert scan.canonical_step(odd) is odd

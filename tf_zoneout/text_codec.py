@@ -69,14 +69,12 @@ class TextCodec(tf.Module):
         and their tracing slower."""
         if self.spec.level == "word":
             pieces = tf.strings.split(tf.strings.lower(texts))
-        else:
-            pieces = tf.strings.unicode_split(texts, "UTF-8")
-        flat = pieces.flat_values
-        if self.spec.level == "word":
-            ids = self.to_id.lookup(flat)
+            ids = self.to_id.lookup(pieces.flat_values)
             known = ids >= 0
             ids = tf.where(known, ids, tf.cast(self.unknown_id, tf.int64))
         else:
+            pieces = tf.strings.unicode_split(texts, "UTF-8")
+            flat = pieces.flat_values
             flat = tf.where(tf.equal(flat, " "), self.spec.space, flat)
             if self.spec.eol:
                 flat = tf.where(tf.equal(flat, "\n"), self.spec.eol, flat)

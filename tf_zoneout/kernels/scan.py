@@ -196,13 +196,21 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
 
 
 @functools.cache
+def _first_equal(step):
+    return step
+
+
 def canonical_step(step):
     """The first step object seen that equals ``step`` (steps are frozen dataclasses).
 
     tf.function keys a Python argument by identity (a weak reference), and layers build a
     new, equal step object at every call: without this, every eager call of a layer retraced
-    the loop and, with XLA, compiled it again (0.7-0.9 s per call of a 32-unit LSTM)."""
-    return step
+    the loop and, with XLA, compiled it again (0.7-0.9 s per call of a 32-unit LSTM). A step
+    holding an unhashable custom activation is returned as it is (traced per call, as before)."""
+    try:
+        return _first_equal(step)
+    except TypeError:
+        return step
 
 
 @functools.cache
