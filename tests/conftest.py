@@ -11,7 +11,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Layers left at jit_compile="auto" would time both kernels once per configuration;
-# the suite pins the XLA loop (test_kernel_choice.py tests the measurement itself).
+# the suite pins the XLA loop (test_kernel_choice.py tests the measurement itself), and the
+# graph loop for the end-to-end modules below.
 os.environ.setdefault("TF_ZONEOUT_KERNEL", "xla")
 
 import keras
@@ -27,6 +28,48 @@ FAMILIES = [
     ("gru", tz.ZoneoutGRU, keras.layers.GRU, 1),
     ("simple_rnn", tz.ZoneoutSimpleRNN, keras.layers.SimpleRNN, 1),
 ]
+
+
+# Modules that train whole models for a few steps (tasks, runs, commands, the service's smoke
+# models): they test the loop, data, checkpoints and exports, not the kernels, and a few steps
+# never repay XLA's compile time (a word_ptb smoke run: 12 s with the graph loop, 19-22 s with
+# XLA). Both kernels give the same outputs and gradients (test_kernels.py, test_matches_keras.py
+# and the layer tests run the XLA loop; the graph loop is compared with it); the multi-replica
+# test in test_training_runtime.py keeps XLA inside a distribution strategy.
+END_TO_END_MODULES = {
+    "test_training",
+    "test_training_runtime",
+    "test_presets",
+    "test_commands",
+    "test_readme",
+}
+END_TO_END_KERNEL = "graph"
+
+
+@contextlib.contextmanager
+def end_to_end_kernel():
+    """``$TF_ZONEOUT_KERNEL`` set to the end-to-end kernel for the duration (and for subprocesses)."""
+    before = os.environ.get("TF_ZONEOUT_KERNEL")
+    os.environ["TF_ZONEOUT_KERNEL"] = END_TO_END_KERNEL
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TF_ZONEOUT_KERNEL"]
+        else:
+            os.environ["TF_ZONEOUT_KERNEL"] = before
+
+
+@pytest.fixture(autouse=True)
+def _kernel_of_the_module(request):
+    if (
+        request.module.__name__.rsplit(".", 1)[-1] in END_TO_END_MODULES
+        and "xla_kernel" not in request.keywords
+    ):
+        with end_to_end_kernel():
+            yield
+    else:
+        yield
 
 
 @pytest.fixture(params=FAMILIES, ids=[f[0] for f in FAMILIES])
@@ -177,7 +220,8 @@ def smoke_run(tmp_path_factory, tfds_dir):
                     config = config_lib.resolve(task_name, "smoke")
                     trainer = Trainer(tasks.get(config, tfds_dir), run_dir, show_progress=False)
                     try:
-                        final = trainer.run()
+                        with end_to_end_kernel():
+                            final = trainer.run()
                     except BaseException:
                         shutil.rmtree(run_dir, ignore_errors=True)  # the next asker trains afresh
                         raise

@@ -119,3 +119,30 @@ def test_text8_on_a_small_file_in_its_format(small_text8):
     (Path(tfds_dir).parent / "text8" / "text8").write_bytes(text[:-1] + b"x")
     with pytest.raises(sources.DataError, match="text8"):
         sources.read("text8/text8")
+
+
+def test_token_streams_are_cached_beside_the_prepared_data(small_text8, monkeypatch):
+    tfds_dir, text = small_text8
+    vocabulary = lm.load_vocabulary("text8", tfds_dir)
+    first = lm.token_ids("text8", "validation", vocabulary, tfds_dir)
+    cache = next(Path(tfds_dir).glob(f"text8/*/{lm._CACHE_DIR}"))
+    # Only complete files: no temporary file is left behind.
+    assert {p.name for p in cache.iterdir()} == {
+        "vocabulary.json",
+        f"ids-validation-{vocabulary.digest()}.npy",
+    }
+    assert "".join(vocabulary.tokens[i] for i in first) == text[270_000:285_000].decode()
+
+    def no_reading(*args):
+        raise AssertionError("the split was read again instead of the cache")
+
+    monkeypatch.setattr(lm, "split_texts", no_reading)
+    np.testing.assert_array_equal(lm.token_ids("text8", "validation", vocabulary, tfds_dir), first)
+    assert lm.load_vocabulary("text8", tfds_dir) == vocabulary
+    # Another vocabulary never reads this one's ids; a damaged file is rebuilt, not trusted.
+    other = vocab_lib.Vocabulary("text8", vocabulary.tokens[::-1], None, None)
+    with pytest.raises(AssertionError, match="read again"):
+        lm.token_ids("text8", "validation", other, tfds_dir)
+    monkeypatch.undo()
+    (cache / f"ids-validation-{vocabulary.digest()}.npy").write_bytes(b"not an array")
+    np.testing.assert_array_equal(lm.token_ids("text8", "validation", vocabulary, tfds_dir), first)

@@ -217,6 +217,17 @@ def test_semantic_consistency_learns_w(tmp_path):
     assert np.all(np.diag(w_zoneout) > np.diag(w_plain) + 0.1)
 
 
+@pytest.mark.xla_kernel  # this module otherwise trains with the graph loop (conftest.py)
+def test_a_model_with_xla_loops_exports_without_xla(tmp_path):
+    """The export rebuilds the model without XLA, whatever loop the trained model used."""
+    config = config_lib.resolve("seq2seq", "smoke")
+    task = tasks.get(config)
+    model = task.build_model(jit_compile=True)
+    model(task.sample_batch(), training=False)
+    task.export(model, tmp_path / "export", {"task": "seq2seq", "config": json.loads(config.to_json())})
+    assert_no_xla(tmp_path / "export")
+
+
 def assert_no_xla(export_dir):
     """The exported functions carry no XLA compilation (TF Serving may lack XLA)."""
     from tensorflow.core.protobuf import saved_model_pb2
@@ -265,7 +276,9 @@ def test_masked_probe_gives_the_gradient_of_a_split_sequence():
     steps = [0, 1, 5, 11]
     expected = []
     for t in steps:
-        h = c = tf.zeros([4, config.units])
+        # Two tensors: with `h = c = zeros` the tape's dL/dc would be dL/dc_0 + dL/dh_0 at t = 0
+        # (the probe had exactly that bug before it read t = 0 from a fully masked prefix).
+        h, c = tf.zeros([4, config.units]), tf.zeros([4, config.units])
         if t:
             _, h, c = rnn(x[:, :t], training=True)
         with tf.GradientTape() as tape:

@@ -90,7 +90,7 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 # -- kill and resume ------------------------------------------------------------------------------
 
 
-def _train_process(run_dir, extra_env=None, resume=False, flags=()):
+def _train_process(run_dir, tfds_dir, extra_env=None, resume=False, flags=()):
     env = {**os.environ, **(extra_env or {})}
     argv = [
         sys.executable,
@@ -102,15 +102,17 @@ def _train_process(run_dir, extra_env=None, resume=False, flags=()):
         "smoke",
         "--run-dir",
         str(run_dir),
+        "--tfds-dir",  # the session's prepared data, not a second copy in ~/tensorflow_datasets
+        tfds_dir,
     ]
     return subprocess.run(
         [*argv, *(["--resume"] if resume else []), *flags], env=env, capture_output=True, text=True
     )
 
 
-def _latest_weights(run_dir):
+def _latest_weights(run_dir, tfds_dir):
     config = config_lib.load(run_dir)
-    task = tasks.get(config)
+    task = tasks.get(config, tfds_dir)
     model = task.build_model()
     model(task.sample_batch())
     checkpoint = tf.train.Checkpoint(weights=list(model.variables))
@@ -118,21 +120,23 @@ def _latest_weights(run_dir):
     return [v.numpy() for v in model.variables]
 
 
-def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smoke_run):
+def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smoke_run, tfds_dir):
     shared_data_dir()
     # word_ptb smoke: contiguous batches with the state carried, dropout and zoneout masks,
     # SGD with a decaying rate; checkpoints every 4 steps, 5 steps per epoch, 2 epochs.
     # The uninterrupted reference is the session's shared word_ptb smoke run (same preset).
     # Only the killed run needs a process of its own; the resumed one runs here.
     _, straight, _ = smoke_run("word_ptb", with_trainer=False)
-    killed = _train_process(tmp_path / "killed", {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
+    killed = _train_process(tmp_path / "killed", tfds_dir, {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
     assert killed.returncode == -9  # SIGKILL: mid-epoch 2, three steps after the last checkpoint
     assert not (tmp_path / "killed" / "export").exists()
-    resumed = Trainer(tasks.get(config_lib.load(tmp_path / "killed")), tmp_path / "killed", resume=True)
+    resumed = Trainer(
+        tasks.get(config_lib.load(tmp_path / "killed"), tfds_dir), tmp_path / "killed", resume=True
+    )
     resumed.show_progress = True  # its "resuming ..." line is checked below
     resumed.run()
     assert "resuming" in capsys.readouterr().out
-    for a, b in zip(_latest_weights(straight), _latest_weights(tmp_path / "killed")):
+    for a, b in zip(_latest_weights(straight, tfds_dir), _latest_weights(tmp_path / "killed", tfds_dir)):
         np.testing.assert_allclose(a, b, atol=1e-6)
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, tmp_path / "killed")]
     assert [e["train_loss"] for e in metrics[0]["epochs"]] == pytest.approx(
@@ -209,6 +213,7 @@ json.dump([w.tolist() for w in trainer.model.get_weights()], open(sys.argv[3], "
 """
 
 
+@pytest.mark.xla_kernel  # the one end-to-end run that keeps XLA loops inside a distribution strategy
 def test_mirrored_two_replicas_compute_the_single_device_update(tmp_path):
     # Without zoneout the toy linear RNN is deterministic: two replicas with half the batch
     # each must give the same weights as one device with the whole batch (loss scaling).

@@ -11,6 +11,10 @@ Two ways to cut a token stream into training batches, both deterministic:
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -21,6 +25,16 @@ LM_DATASETS = ("ptb_char", "ptb_word", "text8")
 
 
 _READ_BATCH = 16384  # examples per tensor when reading a split: one Python step per batch, not per line
+# Token streams are cached beside the prepared TFDS data (``<dataset>/<version>/<_CACHE_DIR>/``):
+# reading and tokenizing char-PTB's training split costs 5-8 s of Python per run otherwise.
+# Bump the suffix when tokenization changes, so stale caches are never read.
+_CACHE_DIR = "tf_zoneout_tokens_v1"
+
+
+def _prepared(dataset: str, tfds_dir=None):
+    builder = tfds.builder(dataset, data_dir=tfds_dir)
+    builder.download_and_prepare()
+    return builder
 
 
 def split_texts(dataset: str, split: str, tfds_dir=None) -> list[str]:
@@ -28,26 +42,61 @@ def split_texts(dataset: str, split: str, tfds_dir=None) -> list[str]:
 
     Read in batches of ``_READ_BATCH`` lines: iterating example by example costs about
     0.3 ms of Python per line (15 s for char-PTB's 42k training lines on a busy core)."""
-    builder = tfds.builder(dataset, data_dir=tfds_dir)
-    builder.download_and_prepare()
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = _prepared(dataset, tfds_dir).as_dataset(split=split, shuffle_files=False)
     texts: list[str] = []
     for batch in ds.map(lambda ex: ex["text"]).batch(_READ_BATCH):
         texts.extend(t.decode("utf-8") for t in batch.numpy())
     return texts
 
 
+def _cache_folder(dataset: str, tfds_dir=None) -> Path | None:
+    """Where this data set's derived token files live, or None if its TFDS folder is not local."""
+    folder = Path(os.fspath(_prepared(dataset, tfds_dir).data_dir))
+    return folder / _CACHE_DIR if folder.is_dir() else None
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(file)`` into a temporary file renamed to ``path``: a reader never sees half a file.
+    A folder that cannot be written (read-only data) just means no cache."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            write(handle)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 def load_vocabulary(dataset: str, tfds_dir=None) -> vocab_lib.Vocabulary:
-    """Build the data set's vocabulary from its training split."""
+    """The data set's vocabulary, built from its training split (once; then read from the cache)."""
+    cache = _cache_folder(dataset, tfds_dir)
+    cached = cache / "vocabulary.json" if cache else None
+    if cached and cached.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable: rebuild it
+            return vocab_lib.Vocabulary.load(cached)
     texts = split_texts(dataset, "train", tfds_dir) if dataset != "text8" else []
-    return vocab_lib.build_vocabulary(dataset, texts)
+    vocabulary = vocab_lib.build_vocabulary(dataset, texts)
+    if cached:
+        _write_atomically(cached, lambda f: f.write(vocabulary.to_json().encode()))
+    return vocabulary
 
 
 def token_ids(dataset: str, split: str, vocabulary: vocab_lib.Vocabulary, tfds_dir=None) -> np.ndarray:
-    """The whole split as one int32 id stream [N] (PTB: one end-of-line token per line)."""
+    """The whole split as one int32 id stream [N] (PTB: one end-of-line token per line).
+
+    Cached per (split, vocabulary) beside the prepared data after the first call."""
+    cache = _cache_folder(dataset, tfds_dir)
+    cached = cache / f"ids-{split}-{vocabulary.digest()}.npy" if cache else None
+    if cached and cached.is_file():
+        with contextlib.suppress(OSError, ValueError):  # unreadable: rebuild it
+            return np.load(cached)
     texts = split_texts(dataset, split, tfds_dir)
     tokens = [t for text in texts for t in vocab_lib.tokenize(dataset, text)]
-    return np.asarray(vocabulary.encode(tokens), np.int32)
+    ids = np.asarray(vocabulary.encode(tokens), np.int32)
+    if cached:
+        _write_atomically(cached, lambda f: np.save(f, ids))
+    return ids
 
 
 def contiguous_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tf.data.Dataset:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 import string
@@ -62,12 +63,19 @@ class Vocabulary:
             ids.append(i)
         return ids
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1) + "\n"
+
+    def digest(self) -> str:
+        """A short fingerprint of the token list (names files derived from this vocabulary)."""
+        return hashlib.sha256("\0".join(self.tokens).encode()).hexdigest()[:16]
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write as JSON (atomically: a crash never leaves a half-written file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+        tmp.write_text(self.to_json())
         tmp.replace(path)
         return path
 

@@ -37,13 +37,18 @@ def variant_config(config, name: str):
     return dataclasses.replace(config, task="pmnist", cell="lstm", **VARIANTS[name])
 
 
-def cell_gradient_norms(model, config, x, y, steps) -> np.ndarray:
+def cell_gradient_norms(model, config, x, y, steps, max_rows: int = 512) -> np.ndarray:
     """Mean over the batch of ||dL/dc_t|| for each t in ``steps`` (training mode: regularizers on).
 
-    Every call of the probe layer reads the full 784 steps, with a step mask selecting the
-    prefix [0, t) or the suffix [t, 784): masked steps keep the state, so the prefix's final
-    state is the state at t and the suffix starts from it. One sequence length for every t
-    means one traced loop, not one per grid point."""
+    Args:
+        x: [B, T, 1] images as sequences; y: [B] labels; steps: the grid of t in [0, T).
+        max_rows: rows per probe call; several grid points share a call, each with its own copy
+            of the batch ([G*B, T, 1]), so the loop runs once for G grid points.
+
+    Every call of the probe layer reads the full T steps, with a step mask selecting the
+    prefix [0, t) or the suffix [t, T) of each row: masked steps keep the state, so the
+    prefix's final state is the state at t and the suffix starts from it. One shape for
+    every call means one traced loop. Returns [len(steps)]."""
     trained = model.rnn_layers[-1]
     probe = make_recurrent_layer(
         recurrent_spec(config, max_timesteps=784, jit_compile=False),
@@ -53,21 +58,24 @@ def cell_gradient_norms(model, config, x, y, steps) -> np.ndarray:
     )
     probe(x[:, :1])
     probe.set_weights(trained.get_weights())
-    batch, length = tf.shape(x)[0], x.shape[1]
+    batch, length = int(x.shape[0]), int(x.shape[1])
+    per_call = max(1, min(len(steps), max_rows // batch))
+    padded = list(steps) + [steps[-1]] * (-len(steps) % per_call)  # equal groups: one trace
+    xs, ys = tf.tile(x, [per_call, 1, 1]), tf.tile(y, [per_call])  # grid point i: rows [iB, (i+1)B)
     norms = []
-    for t in steps:
-        before = tf.tile(tf.range(length)[None, :] < t, [batch, 1])  # [B, 784]
-        if t == 0:
-            h = c = tf.zeros([batch, config.units])
-        else:
-            _, h, c = probe(x, mask=before, training=True)
+    for start in range(0, len(padded), per_call):
+        t_of_row = tf.repeat(tf.constant(padded[start : start + per_call]), batch)  # [G*B]
+        before = tf.range(length)[None, :] < t_of_row[:, None]  # [G*B, T]
+        _, h, c = probe(xs, mask=before, training=True)  # t = 0: no step read, the zero state
         with tf.GradientTape() as tape:
             tape.watch(c)
-            out, _, _ = probe(x, initial_state=[h, c], mask=~before, training=True)  # out = h_783
+            out, _, _ = probe(xs, initial_state=[h, c], mask=~before, training=True)  # out = h_{T-1}
             logits = model.readout(out)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-        norms.append(float(tf.reduce_mean(tf.norm(tape.gradient(loss, c), axis=1))))
-    return np.asarray(norms)
+            per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ys, logits=logits)
+            loss = tf.reduce_sum(per_row) / batch  # the sum of each grid point's batch mean
+        row_norms = tf.norm(tape.gradient(loss, c), axis=1)  # [G*B]
+        norms.extend(tf.reduce_mean(tf.reshape(row_norms, [per_call, batch]), axis=1).numpy().tolist())
+    return np.asarray(norms[: len(steps)])
 
 
 def plot(steps, results: dict, path: Path) -> None:
