@@ -19,8 +19,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import xla_cache  # sets TF_XLA_FLAGS (read at the first XLA compile, not at import)
 
 import tf_zoneout as tz
+
+
+def pytest_unconfigure(config):
+    xla_cache.remove_own_cache()
+
 
 # (family name, our layer class, Keras layer class, number of states)
 FAMILIES = [
