@@ -145,6 +145,25 @@ def test_text8_language_model_on_a_small_file(small_text8, tmp_path):
     check_language_model_export(trainer, tmp_path / "run", "anarchism originated as a term")
 
 
+def test_mixed_bfloat16_run_computes_in_bfloat16_and_exports_float32(small_text8, tmp_path):
+    import keras
+
+    tfds_dir, _ = small_text8
+    trainer, final = smoke("text8", tmp_path / "run", tfds_dir, precision="mixed_bfloat16", epochs=1)
+    assert all(layer.compute_dtype == "bfloat16" for layer in trainer.model.rnn_layers)
+    assert all(v.dtype == tf.float32 for v in trainer.model.trainable_variables)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
+    assert math.isfinite(final["test"]["bpc"])
+    text = "anarchism originated as a term"
+    scored = tf.saved_model.load(str(tmp_path / "run" / "export")).signatures["score"](
+        text=tf.constant([text])
+    )
+    nll, count = in_memory_nll(trainer.task, trainer.model, text)
+    assert int(scored["num_tokens"][0]) == count
+    # The export computes in float32: close to the bfloat16 model's loss, not bit-equal.
+    np.testing.assert_allclose(float(scored["nll"][0]), nll, rtol=0.02)
+
+
 def test_pmnist_end_to_end_and_classifier_export(smoke_run, tfds_dir):
     trainer, run_dir, _ = smoke_run("pmnist")
     assert_run_folder(run_dir, "error")

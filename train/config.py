@@ -39,6 +39,9 @@ LOSS_REDUCTIONS = ("token_mean", "sum_over_time")
 LM_TASKS = ("char_ptb", "word_ptb", "text8")
 BATCHING = ("chunks", "contiguous")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# float32, or Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights and loss): faster
+# on CPUs with AMX or AVX512-BF16 (docs/BENCHMARKS.md), slower elsewhere. The export is float32.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -93,6 +96,7 @@ class RunConfig:
     steps_per_epoch: int = 0
     patience: int = 5
     jit_compile: bool = False
+    precision: str = "float32"
     # runtime
     strategy: str = "default"
     checkpoint_every: int = 500
@@ -369,6 +373,7 @@ _CHOICES = {
     "lr_schedule": LR_SCHEDULES,
     "batching": BATCHING,
     "strategy": STRATEGIES,
+    "precision": PRECISIONS,
     "loss_reduction": LOSS_REDUCTIONS,
     "seq2seq_task": ("addition", "program"),
 }

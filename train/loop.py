@@ -12,6 +12,7 @@ carried between batches, so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -75,6 +76,20 @@ def scheduled_learning_rate(config: RunConfig, epoch: int, current: float, plate
     return config.learning_rate
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Keras's global dtype policy set to ``name`` while models are built, then restored.
+
+    Layers read the policy when they are created: under "mixed_bfloat16" they compute in
+    bfloat16 and keep float32 weights. Losses cast logits to float32."""
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
 def weights_digest(model) -> str:
     """sha256 of every weight's bytes, in order: equal digests mean bitwise-equal weights."""
     digest = hashlib.sha256()
@@ -128,7 +143,7 @@ class Trainer:
                 "use a multiple of the replica count"
             )
         self.replica_batch = config.batch_size // self.replicas
-        with self.strategy.scope():
+        with self.strategy.scope(), dtype_policy(config.precision):
             self.model = self.task.build_model(jit_compile="auto")
             self.model(self.task.sample_batch(), training=False)
             self.optimizer = make_optimizer(config)
