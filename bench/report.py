@@ -21,8 +21,11 @@ START, END = "<!-- rnn_speed:start -->", "<!-- rnn_speed:end -->"
 def render(payload: dict) -> str:
     env = payload["environment"]
     threads = f", {env['threads']} threads" if "threads" in env else ""
+    precision = env.get("precision", "float32")
     lines = [
-        f"### {env['cpu']}" + (f", {payload['date']}" if "date" in payload else ""),
+        f"### {env['cpu']}"
+        + ("" if precision == "float32" else f", {precision} (apart from the float32 figures)")
+        + (f", {payload['date']}" if "date" in payload else ""),
         "",
         f"Command: `{payload['command']}`. Machine: {env['cores']} cores{threads}, {env['gpus']} GPU; "
         f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, "
@@ -38,7 +41,12 @@ def render_all(results_dir: Path) -> str:
     payloads = [json.loads(path.read_text()) for path in sorted(results_dir.glob("rnn_speed-*.json"))]
     if not payloads:
         raise SystemExit(f"no rnn_speed-*.json in {results_dir}: run `python -m bench.rnn_speed --out auto`")
-    return "\n\n".join(render(p) for p in sorted(payloads, key=lambda p: p["environment"]["cpu"]))
+
+    def order(payload):
+        env = payload["environment"]
+        return env["cpu"], env.get("precision", "float32") != "float32"
+
+    return "\n\n".join(render(p) for p in sorted(payloads, key=order))
 
 
 def main(argv=None) -> int:

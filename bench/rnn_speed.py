@@ -15,6 +15,9 @@ the step's own shapes as a tokens/s bound).
 
 ``--out auto`` writes ``docs/bench/rnn_speed-<cpu kind>.json``: one file per CPU kind, so
 a run on one processor never replaces another's figures (``bench.report`` renders them all).
+``--precision mixed_bfloat16`` builds every layer under Keras's mixed_bfloat16 policy and
+writes ``rnn_speed-<cpu kind>-mixed-bfloat16.json``, a table of its own (no PyTorch rows,
+no roofline: both are float32).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bench import roofline, torch_reference
 from tf_zoneout import kernel_choice
 
 VOCAB = 50
+PRECISIONS = ("float32", "mixed_bfloat16")
 SEQ_LEN = 100
 ZONEOUT_LSTM = {"zoneout_cells": 0.5, "zoneout_states": 0.05}
 ZONEOUT_GRU = {"zoneout": 0.1}
@@ -102,7 +106,7 @@ def make_step(layer, batch: int):
     def step(x, y, states):
         with tf.GradientTape() as tape:
             outputs, *new_states = layer(embed(x), initial_state=states, training=True)
-            logits = head(outputs)
+            logits = tf.cast(head(outputs), tf.float32)  # mixed precision: the loss in float32
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
         grads = tape.gradient(loss, weights)
         optimizer.apply(grads, weights)
@@ -180,10 +184,11 @@ ZONEOUT_REFERENCE = "tz.ZoneoutLSTM zc=.5 zh=.05"
 RESULTS_DIR = Path("docs/bench")
 
 
-def json_path(cpu: str) -> Path:
-    """docs/bench/rnn_speed-<cpu kind slug>.json."""
+def json_path(cpu: str, precision: str = "float32") -> Path:
+    """docs/bench/rnn_speed-<cpu kind slug>[-<precision>].json (float32 has no suffix)."""
     slug = "".join(c if c.isalnum() else "-" for c in cpu.lower().replace("(r)", ""))
-    return RESULTS_DIR / f"rnn_speed-{'-'.join(part for part in slug.split('-') if part)}.json"
+    suffix = "" if precision == "float32" else f"-{precision.replace('_', '-')}"
+    return RESULTS_DIR / f"rnn_speed-{'-'.join(part for part in slug.split('-') if part)}{suffix}.json"
 
 
 def add_ratios(results: dict) -> None:
@@ -223,6 +228,7 @@ def environment() -> dict:
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "seq_len": SEQ_LEN,
         "vocab": VOCAB,
+        "precision": keras.mixed_precision.global_policy().name,
     }
 
 
@@ -260,6 +266,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--no-roofline", action="store_true", help="skip the matmul roofline column")
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="Keras dtype policy of every layer; mixed_bfloat16 runs no PyTorch rows and no roofline "
+        "(both are float32) and writes its own JSON file",
+    )
+    parser.add_argument(
         "--roofline-only",
         type=Path,
         default=None,
@@ -276,15 +289,17 @@ def main(argv=None) -> int:
         print(f"updated the roofline in {args.roofline_only}")
         return 0
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    mixed = args.precision != "float32"
+    keras.mixed_precision.set_global_policy(args.precision)
     env = environment()
     print("configuration:", json.dumps({**env, "shapes": shapes, "rounds": args.rounds, "steps": args.steps}))
-    names = args.only.split(",") if args.only else None
+    names = args.only.split(",") if args.only else (list(variants()) if mixed else None)
     results = run(shapes, args.rounds, args.steps, args.warmup, names)
     add_ratios(results)
-    bounds = {} if args.no_roofline else add_roofline(results)
+    bounds = {} if args.no_roofline or mixed else add_roofline(results)
     print(table(results))
     if args.out:
-        out = json_path(env["cpu"]) if args.out == "auto" else Path(args.out)
+        out = json_path(env["cpu"], args.precision) if args.out == "auto" else Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         command = " ".join(["python -m bench.rnn_speed", *(argv if argv is not None else sys.argv[1:])])
         payload = {

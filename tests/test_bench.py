@@ -43,3 +43,16 @@ def test_roofline_counts_every_matmul_of_a_training_step():
     assert flops == 3 * forward
     result = roofline.bound(units, batch, steps, vocab, vocab, gates)
     assert result["tokens_per_s"] > 0 and len(result["gflops"]) == len({(m.m, m.k, m.n) for m in matmuls})
+
+
+def test_a_mixed_precision_run_has_its_own_file_and_table_after_the_float32_one(tmp_path):
+    cpu = "Intel(R) Xeon(R) Processor (amx)"
+    path = json_path(cpu, "mixed_bfloat16")
+    assert path.name == "rnn_speed-intel-xeon-processor-amx-mixed-bfloat16.json" != json_path(cpu).name
+    mixed = _payload(cpu, 3000.0)
+    mixed["environment"]["precision"] = "mixed_bfloat16"
+    (tmp_path / path.name).write_text(json.dumps(mixed))
+    (tmp_path / json_path(cpu).name).write_text(json.dumps(_payload(cpu, 1000.0)))
+    text = report.render_all(tmp_path)
+    plain, apart = text.index(f"### {cpu}\n"), text.index(f"### {cpu}, mixed_bfloat16 (apart")
+    assert plain < apart and text.index("| 1,000 |") < apart < text.index("| 3,000 |")
