@@ -2,8 +2,9 @@
 
 Importing TensorFlow prints C++ and absl log lines to the process's standard error before
 ``TF_CPP_MIN_LOG_LEVEL`` takes effect (the absl preamble, oneDNN and CPU-feature notes, CUDA
-probing on a machine without a GPU). ``import_tensorflow_quietly`` captures file descriptor 2
-during the import and writes back only what is not such noise, so real errors still show.
+probing on a machine without a GPU, printed at the first device discovery).
+``import_tensorflow_quietly`` captures file descriptor 2 during the import and the device
+discovery and writes back only what is not such noise, so real errors still show.
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # Device discovery probes CUDA ("failed call to cuInit" on a machine without a GPU):
+            # do it here too, or the probe prints in the middle of the run's own output. Listing
+            # physical devices does not start the runtime (strategies and logical devices can
+            # still be configured afterwards).
+            tensorflow.config.list_physical_devices()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
