@@ -56,3 +56,15 @@ def test_a_mixed_precision_run_has_its_own_file_and_table_after_the_float32_one(
     text = report.render_all(tmp_path)
     plain, apart = text.index(f"### {cpu}\n"), text.index(f"### {cpu}, mixed_bfloat16 (apart")
     assert plain < apart and text.index("| 1,000 |") < apart < text.index("| 3,000 |")
+
+
+def test_loop_ops_times_each_kind_of_work_in_both_implementations():
+    import pytest
+
+    from bench import loop_ops
+
+    for kind in loop_ops.KINDS:
+        for xla in (True, False):
+            assert loop_ops.per_step_us(kind, units=4, batch=2, xla=xla, steps=3, repeats=1) > 0
+    with pytest.raises(ValueError, match="unknown kind"):
+        loop_ops.per_step_us("softmax", units=4, batch=2, xla=False, steps=3, repeats=1)
