@@ -18,6 +18,7 @@ import numpy as np
 
 import tf_zoneout as tz
 from bench.rnn_speed import SEQ_LEN, VOCAB, ZONEOUT_LSTM
+from bench.shapes import add_shapes_argument
 
 
 class BatchTimer(keras.callbacks.Callback):
@@ -51,13 +52,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shapes", default="1000x32,256x64")
+    add_shapes_argument(parser)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batches", type=int, default=6, help="batches per epoch")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print("| shape | variant | tokens/s | ratio to Keras |\n|---|---|---|---|")
-    for units, batch in (tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")):
+    for units, batch in args.shapes:
         data = rng.integers(0, VOCAB, size=(args.batches * batch, SEQ_LEN + 1)).astype("int32")
         x, y = data[:, :-1], data[:, 1:]
         models = {

@@ -24,6 +24,7 @@ import time
 
 import tensorflow as tf
 
+from bench.shapes import add_shapes_argument
 from tf_zoneout import kernel_choice
 
 KINDS = ("copy", "sigmoid", "tanh", "lstm_elementwise", "recurrent_matmul")
@@ -73,11 +74,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shapes", default="256x64,1000x32", help="comma-separated HxB list")
+    add_shapes_argument(parser, "256x64,1000x32")
     parser.add_argument("--steps", type=int, default=100, help="loop iterations per call")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per row (median)")
     args = parser.parse_args(argv)
-    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    shapes = args.shapes
     cpu = kernel_choice.cpu_description()
     config = {
         "cpu": f"{cpu['model']} ({cpu['isa']})",

@@ -37,6 +37,7 @@ import tensorflow as tf
 
 import tf_zoneout as tz
 from bench import roofline, torch_reference
+from bench.shapes import add_shapes_argument
 from tf_zoneout import kernel_choice
 
 VOCAB = 50
@@ -256,7 +257,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shapes", default="1000x32,256x64", help="comma-separated HxB list")
+    add_shapes_argument(parser)
     parser.add_argument("--rounds", type=int, default=4, help="round-robin rounds")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (tracing, XLA)")
@@ -288,7 +289,7 @@ def main(argv=None) -> int:
         print(table(payload["results"]))
         print(f"updated the roofline in {args.roofline_only}")
         return 0
-    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    shapes = args.shapes
     mixed = args.precision != "float32"
     keras.mixed_precision.set_global_policy(args.precision)
     env = environment()

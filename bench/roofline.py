@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from bench.shapes import add_shapes_argument
+
 LOOP = 20  # independent matmuls per timed call, so per-call overhead hardly counts
 REPEATS = 7
 
@@ -108,13 +110,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shapes", default="1000x32,256x64", help="comma-separated HxB list")
+    add_shapes_argument(parser)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--vocab", type=int, default=50)
     args = parser.parse_args(argv)
     cache = {}
-    for shape in args.shapes.split(","):
-        units, batch = (int(v) for v in shape.split("x"))
+    for units, batch in args.shapes:
         for family, gates in (("LSTM", 4 * units), ("GRU", 3 * units)):
             result = bound(units, batch, args.steps, args.vocab, args.vocab, gates, cache)
             print(

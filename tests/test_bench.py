@@ -68,3 +68,16 @@ def test_loop_ops_times_each_kind_of_work_in_both_implementations():
             assert loop_ops.per_step_us(kind, units=4, batch=2, xla=xla, steps=3, repeats=1) > 0
     with pytest.raises(ValueError, match="unknown kind"):
         loop_ops.per_step_us("softmax", units=4, batch=2, xla=False, steps=3, repeats=1)
+
+
+def test_shapes_argument_parses_hxb_lists_and_names_a_bad_one():
+    import argparse
+
+    import pytest
+
+    from bench.shapes import parse_shapes
+
+    assert parse_shapes("1000x32, 256X64") == [(1000, 32), (256, 64)]
+    for bad in ("256", "256x", "0x64", "256x64x2", "ax64"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not HxB"):
+            parse_shapes(bad)
