@@ -59,7 +59,7 @@ class PmnistTask(Task):
         @tf.function
         def step(x, y):
             logits = tf.cast(model(x, training=False), tf.float32)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
             wrong = tf.not_equal(tf.argmax(logits, -1), y)
             return tf.reduce_sum(nll), tf.reduce_sum(tf.cast(wrong, tf.float32))
 

@@ -64,20 +64,14 @@ class Seq2SeqTask(Task):
     def loss(self, model, batch, carry, training: bool):
         inputs, answers = batch
         logits = tf.cast(model(inputs, training=training), tf.float32)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=answers, logits=tf.cast(logits, tf.float32)
-        )
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=answers, logits=logits)
         return tf.reduce_sum(nll), tf.cast(tf.size(answers), tf.float32), []
 
     def evaluate(self, model, split: str) -> dict:
         (problems, decoder_inputs), answers = self._arrays(split, self.config.eval_examples, self.config.seed)
         logits = tf.cast(model((problems, decoder_inputs), training=False), tf.float32)
         loss = float(
-            tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=answers, logits=tf.cast(logits, tf.float32)
-                )
-            )
+            tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=answers, logits=logits))
         )
         decoded = model.greedy(tf.constant(problems), self.answer_len, self.go_id).numpy()
         exact = np.all(decoded == answers, axis=1)
