@@ -143,10 +143,12 @@ def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path,
     change under sum_over_time is seq_len times the change under token_mean; the reported loss is
     per token under both."""
     import numpy as np
+    from conftest import shared_data_dir
 
     from tf_zoneout_train.loop import Trainer
     from tf_zoneout_train.tasks.language_modeling import LanguageModelingTask
 
+    shared_data_dir()  # word_ptb: skipped, with the reason, where there is no data folder
     changes, losses = {}, {}
     for reduction in config_lib.LOSS_REDUCTIONS:
         config = config_lib.resolve(
