@@ -176,6 +176,10 @@ def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_pa
             # As small as seq2seq goes: the test is about the workers agreeing, not about learning.
             "--units",
             "8",
+            "--num-layers",
+            "1",
+            "--epochs",
+            "1",
             "--train-examples",
             "64",
             "--eval-examples",

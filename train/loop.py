@@ -33,6 +33,9 @@ from tf_zoneout_train import distribute, run_files
 from tf_zoneout_train.config import RunConfig
 
 _KILL_AT_STEP = "ZONEOUT_TEST_KILL_AT_STEP"  # tests: SIGKILL self after this global step
+# The learning curve is redrawn after an epoch only if the last drawing is this old (and always at
+# the end of the run): drawing it takes 0.4-1 s, which runs of many short epochs paid every epoch.
+PLOT_EVERY_SECONDS = 30.0
 
 
 class TrainingDivergedError(RuntimeError):
@@ -118,6 +121,7 @@ class Trainer:
         self.resume = resume
         self.chief = distribute.is_chief()
         self.show_progress = show_progress and self.chief
+        self._last_plot = time.monotonic()  # the first epoch's curve is drawn if it took long enough
         self._check_run_dir()
 
     def _check_run_dir(self):
@@ -200,7 +204,9 @@ class Trainer:
             optimizer.apply([g / replicas for g in grads], variables)
             return loss_sum, count, new_carry, norm
 
-        @tf.function(jit_compile=config.jit_compile and replicas == 1)
+        # autograph=False: the step has no tensor-dependent Python control flow, and converting the
+        # model's code took 1.5-2 s per run.
+        @tf.function(jit_compile=config.jit_compile and replicas == 1, autograph=False)
         def train_step(batch, carry):
             loss_sum, count, new_carry, norm = self.strategy.run(replica_step, args=(batch, carry))
             reduce = self.strategy.reduce
@@ -395,7 +401,8 @@ class Trainer:
         run_files.write_json(
             self.run_dir / "metrics.json", {"epochs": history, **({"final": final} if final else {})}
         )
-        if history:
+        if history and (final is not None or time.monotonic() - self._last_plot >= PLOT_EVERY_SECONDS):
+            self._last_plot = time.monotonic()
             run_files.plot_learning_curve(
                 history,
                 self.task.metric,

@@ -93,7 +93,7 @@ class LanguageModelingTask(Task):
     def _nll(self, model, batches, carried: bool) -> tuple[float, int]:
         if self._eval_step is None:
 
-            @tf.function
+            @tf.function(autograph=False)
             def step(x, y, states):
                 logits, new_states = model(x, states=states, training=False)
                 return tf.reduce_sum(token_nll(logits, y)), new_states
