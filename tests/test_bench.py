@@ -70,6 +70,21 @@ def test_loop_ops_times_each_kind_of_work_in_both_implementations():
         loop_ops.per_step_us("softmax", units=4, batch=2, xla=False, steps=3, repeats=1)
 
 
+def test_loop_ops_times_the_same_work_in_pytorch_and_a_whole_recurrence():
+    import pytest
+
+    from bench import loop_ops
+
+    whole = loop_ops.recurrence_us(units=4, batch=2, steps=3, repeats=1)
+    assert whole["tz_zoneout_lstm"] > 0
+    pytest.importorskip("torch")
+    assert whole["torch_lstm"] > 0
+    for kind in loop_ops.KINDS:
+        assert loop_ops.torch_per_step_us(kind, units=4, batch=2, steps=3, repeats=1) > 0
+    with pytest.raises(ValueError, match="unknown kind"):
+        loop_ops.torch_per_step_us("softmax", units=4, batch=2, steps=3, repeats=1)
+
+
 def test_shapes_argument_parses_hxb_lists_and_names_a_bad_one():
     import argparse
 
