@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -50,18 +51,6 @@ def test_start_up_noise_is_dropped_and_real_errors_kept(tmp_path):
     assert done.stderr.splitlines() == ["E0000 00:00:1795874455.3 2372 real.cc:1] something is really wrong"]
 
 
-def test_the_zoneout_command_prints_no_start_up_noise(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "tf_zoneout_train.cli", "train", "word_ptb", "--preset", "small", "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0 and done.stdout.startswith("{")
-    assert done.stderr == "", done.stderr
-
-
 def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, capsys):
     import importlib.util
 
@@ -78,9 +67,11 @@ def test_a_command_whose_extra_is_missing_says_which_to_install(monkeypatch, cap
     assert cli.missing_extra("export") is None  # the core install is enough
 
 
-def test_a_training_run_prints_no_device_probe_noise(tmp_path):
-    # Device discovery (the first strategy or op) probes CUDA after the import: without the
-    # filter, "failed call to cuInit" appeared between the configuration and the first epoch.
+def test_a_training_run_prints_no_start_up_or_device_probe_noise(tmp_path):
+    # TensorFlow's C++ start-up lines (absl, oneDNN, CPU features) come at the import; device
+    # discovery (the first strategy or op) probes CUDA after it: without the filter, "failed call
+    # to cuInit" appeared between the configuration and the first epoch. stderr keeps only the
+    # progress bars.
     argv = [
         sys.executable,
         "-m",
@@ -93,4 +84,10 @@ def test_a_training_run_prints_no_device_probe_noise(tmp_path):
     argv += ["--compare", "0", "--epochs", "1", "--steps-per-epoch", "2", "--run-dir", str(tmp_path / "run")]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "cuInit" not in done.stderr and "E0000" not in done.stderr, done.stderr[-2000:]
+    noise = [
+        line
+        for line in done.stderr.splitlines()
+        if re.match(r"[IWE]\d{4} |WARNING: All log messages", line) or "cuInit" in line
+    ]
+    assert noise == [], done.stderr[-2000:]
+    assert done.stdout.startswith("configuration"), done.stdout[:500]
