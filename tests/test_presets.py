@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -93,16 +92,21 @@ def test_char_ptb_paper_trains_to_convergence_with_early_stopping():
     assert config.epochs >= 200 and config.patience >= 10  # the authors' best epoch was 100
 
 
-def _dry_run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tf_zoneout_train.cli", "train", *args, "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _dry_run(capsys, *args) -> subprocess.CompletedProcess:
+    """``zoneout train ARGS --dry-run`` through the command's own entry point, in this process
+    (a subprocess would only add a TensorFlow start: test_console.py runs the real command)."""
+    from tf_zoneout_train import cli
+
+    capsys.readouterr()
+    try:
+        code = cli.main(["train", *args, "--dry-run"])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
-def test_dry_run_prints_the_resolved_configuration_for_every_task_and_preset(tmp_path):
+def test_dry_run_prints_the_resolved_configuration_for_every_task_and_preset(tmp_path, capsys):
     # One process resolves them all (a process per pair would cost a TensorFlow import each);
     # the command itself is run once below.
     for task, presets in config_lib.PRESET_VALUES.items():
@@ -111,15 +115,17 @@ def test_dry_run_prints_the_resolved_configuration_for_every_task_and_preset(tmp
                 continue
             shown = json.loads(config_lib.resolve(task, preset).to_json())
             assert shown["task"] == task and shown["preset"] == preset
-    done = _dry_run("word_ptb", "--preset", "small", "--run-dir", str(tmp_path / "run"), "--seed", "7")
+    done = _dry_run(
+        capsys, "word_ptb", "--preset", "small", "--run-dir", str(tmp_path / "run"), "--seed", "7"
+    )
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["seed"] == 7 and shown["loss_reduction"] == "sum_over_time" and shown["units"] == 200
     assert not (tmp_path / "run").exists()
 
 
-def test_dry_run_reports_a_bad_flag_without_a_traceback():
-    done = _dry_run("pmnist", "--preset", "paper", "--loss-reduction", "sum_over_time")
+def test_dry_run_reports_a_bad_flag_without_a_traceback(capsys):
+    done = _dry_run(capsys, "pmnist", "--preset", "paper", "--loss-reduction", "sum_over_time")
     assert done.returncode == 2
     assert "sum_over_time is for the language-model tasks" in done.stderr
     assert "Traceback" not in done.stderr

@@ -306,23 +306,29 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def test_real_uvicorn_overload_gives_only_200_and_503(model_base):
-    server = Server(model_base, max_queue=3, max_batch_size=2, max_batch_wait_ms=20)
-    try:
-        body = {**GENERATE, "max_new_tokens": 200}
+@pytest.fixture(scope="module")
+def queued_server(model_base):
+    """A server with a short queue: one model call at a time, one request per call; the queue
+    holds the running request and two more (the overload and abandoned-request tests)."""
+    server = Server(model_base, max_queue=3, max_batch_size=1, model_concurrency=1, max_new_tokens=4096)
+    yield server
+    server.stop()
 
-        def one(_):
-            return httpx.post(f"{server.url}/v1/models/{LM}/generate", json=body, timeout=120)
 
-        with ThreadPoolExecutor(max_workers=100) as pool:
-            responses = list(pool.map(one, range(100)))
-        statuses = {r.status_code for r in responses}
-        assert statuses <= {200, 503} and 503 in statuses and 200 in statuses
-        rejected = next(r for r in responses if r.status_code == 503)
-        assert rejected.headers["retry-after"] == "1" and "overloaded" in rejected.json()["detail"]
-        assert httpx.get(server.url + "/health").status_code == 200
-    finally:
-        server.stop()
+def test_real_uvicorn_overload_gives_only_200_and_503(queued_server):
+    server = queued_server
+    body = {**GENERATE, "max_new_tokens": 200}
+
+    def one(_):
+        return httpx.post(f"{server.url}/v1/models/{LM}/generate", json=body, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        responses = list(pool.map(one, range(100)))
+    statuses = {r.status_code for r in responses}
+    assert statuses <= {200, 503} and 503 in statuses and 200 in statuses
+    rejected = next(r for r in responses if r.status_code == 503)
+    assert rejected.headers["retry-after"] == "1" and "overloaded" in rejected.json()["detail"]
+    assert httpx.get(server.url + "/health").status_code == 200
 
 
 def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
@@ -423,32 +429,28 @@ def test_model_names_never_reach_the_file_system(model_base, tmp_path):
     assert Path(model_base).exists()
 
 
-def test_a_request_abandoned_by_its_client_frees_its_slot(model_base):
-    # One model call at a time, one request per call; the queue holds the running request and two more.
-    server = Server(model_base, max_queue=3, max_batch_size=1, model_concurrency=1, max_new_tokens=4096)
-    try:
-        long_body = {**GENERATE, "max_new_tokens": 4000}  # seconds of generation
-        busy = threading.Thread(
-            target=lambda: httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=120)
-        )
-        busy.start()
-        time.sleep(0.3)
+def test_a_request_abandoned_by_its_client_frees_its_slot(queued_server):
+    server = queued_server
+    long_body = {**GENERATE, "max_new_tokens": 4000}  # seconds of generation
+    busy = threading.Thread(
+        target=lambda: httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=120)
+    )
+    busy.start()
+    time.sleep(0.3)
 
-        def abandoned():
-            with pytest.raises(httpx.TimeoutException):
-                httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=0.5)
+    def abandoned():
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{server.url}/v1/models/{LM}/generate", json=long_body, timeout=0.5)
 
-        quitters = [threading.Thread(target=abandoned) for _ in range(2)]
-        for q in quitters:
-            q.start()
-        for q in quitters:
-            q.join()
-        time.sleep(1.0)  # the server notices the disconnects within 0.25 s
-        response = httpx.post(f"{server.url}/v1/models/{LM}/score", json={"text": "the bank"}, timeout=120)
-        # Score has its own queue. Generate's queue holds the running request; had the two
-        # abandoned ones kept their slots, this would be a 503.
-        retry = httpx.post(f"{server.url}/v1/models/{LM}/generate", json=GENERATE, timeout=120)
-        assert response.status_code == 200 and retry.status_code == 200, retry.text
-        busy.join()
-    finally:
-        server.stop()
+    quitters = [threading.Thread(target=abandoned) for _ in range(2)]
+    for q in quitters:
+        q.start()
+    for q in quitters:
+        q.join()
+    time.sleep(1.0)  # the server notices the disconnects within 0.25 s
+    response = httpx.post(f"{server.url}/v1/models/{LM}/score", json={"text": "the bank"}, timeout=120)
+    # Score has its own queue. Generate's queue holds the running request; had the two
+    # abandoned ones kept their slots, this would be a 503.
+    retry = httpx.post(f"{server.url}/v1/models/{LM}/generate", json=GENERATE, timeout=120)
+    assert response.status_code == 200 and retry.status_code == 200, retry.text
+    busy.join()
