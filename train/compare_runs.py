@@ -75,6 +75,7 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(9.5, 4.2))
     for k, run in enumerate(runs):
@@ -86,6 +87,7 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
     if ylim:
         ax.set_ylim(*ylim)
     ax.set(xlabel="epoch", ylabel=runs[0]["metric"], title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, not on them
     fig.tight_layout()
