@@ -253,3 +253,18 @@ def test_progress_bar_updates_rarely_when_stderr_is_a_file(monkeypatch):
     terminal.isatty = lambda: True
     monkeypatch.setattr(sys, "stderr", terminal)
     assert progress_interval() == 0.1
+
+
+def test_learning_curve_is_redrawn_at_most_every_plot_interval(tmp_path, monkeypatch):
+    from tf_zoneout_train import loop, run_files
+    from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
+
+    drawn = []  # epochs in the history at each drawing
+    monkeypatch.setattr(run_files, "plot_learning_curve", lambda history, *args: drawn.append(len(history)))
+    config = config_lib.resolve("semantic_consistency", "smoke", {"epochs": 3, "steps_per_epoch": 2})
+    Trainer(SemanticConsistencyTask(config), tmp_path / "fast", show_progress=False).run()
+    assert drawn == [3]  # epochs of a fraction of a second: only the final drawing
+    drawn.clear()
+    monkeypatch.setattr(loop, "PLOT_EVERY_SECONDS", 0.0)  # as if every epoch took longer than the interval
+    Trainer(SemanticConsistencyTask(config), tmp_path / "slow", show_progress=False).run()
+    assert drawn == [1, 2, 3, 3]  # after each epoch, and at the end
