@@ -89,6 +89,18 @@ def test_same_seed_same_result_whatever_ran_before():
     assert np.mean(np.asarray(first) != np.asarray(other)) > 0.2
 
 
+def test_each_replica_draws_its_own_masks_from_the_same_seed(monkeypatch):
+    from tf_zoneout import masks
+
+    drawn = {}
+    for replica in (None, 0, 1):
+        monkeypatch.setattr(masks, "_replica_index", lambda replica=replica: replica)
+        drawn[replica] = np.asarray(keep_mask((64, 256), 0.5, 7))
+        np.testing.assert_array_equal(drawn[replica], keep_mask((64, 256), 0.5, 7))  # still a pure function
+    assert abs(np.corrcoef(drawn[0].ravel(), drawn[1].ravel())[0, 1]) < 0.03
+    assert abs(np.corrcoef(drawn[None].ravel(), drawn[1].ravel())[0, 1]) < 0.03
+
+
 def test_training_flag_may_be_a_tensor():
     new, prev = _tensors()
     fn = tf.function(lambda flag: tz.zoneout(new, prev, 0.5, training=flag, seed=1))
