@@ -200,17 +200,18 @@ def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_pa
     assert (tmp_path / "run" / "export" / "saved_model.pb").exists()
 
 
-_MIRRORED_PROBE = """
+# Without zoneout the toy linear RNN is deterministic.
+_MIRRORED_OVERRIDES = {"zoneout_states": 0.0, "learning_rate": 0.05}
+_TWO_REPLICA_PROBE = """
 import json, sys
 import tensorflow as tf
-replicas = int(sys.argv[1])
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tf_zoneout_train import config as config_lib
 from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
 from tf_zoneout_train.loop import Trainer
-config = config_lib.resolve("semantic_consistency", "smoke", {"zoneout_states": 0.0, "learning_rate": 0.05})
-strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
+config = config_lib.resolve("semantic_consistency", "smoke", json.loads(sys.argv[1]))
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 trainer = Trainer(SemanticConsistencyTask(config), sys.argv[2], show_progress=False, strategy=strategy)
 trainer.run()
 json.dump([w.tolist() for w in trainer.model.get_weights()], open(sys.argv[3], "w"))
@@ -219,22 +220,27 @@ json.dump([w.tolist() for w in trainer.model.get_weights()], open(sys.argv[3], "
 
 @pytest.mark.xla_kernel  # the one end-to-end run that keeps XLA loops inside a distribution strategy
 def test_mirrored_two_replicas_compute_the_single_device_update(tmp_path):
-    # Without zoneout the toy linear RNN is deterministic: two replicas with half the batch
-    # each must give the same weights as one device with the whole batch (loss scaling).
-    # The two-replica run needs a process of its own (logical devices are set before TensorFlow
-    # starts); the one-replica reference runs here, under the same strategy class.
+    # Two replicas with half the batch each must give the same weights as one device with the
+    # whole batch (loss scaling). The two-replica run needs a process of its own (logical devices
+    # are set before TensorFlow starts); the one-replica reference runs here, under the same
+    # strategy class.
     from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTask
 
-    config = config_lib.resolve(
-        "semantic_consistency", "smoke", {"zoneout_states": 0.0, "learning_rate": 0.05}
-    )
+    config = config_lib.resolve("semantic_consistency", "smoke", _MIRRORED_OVERRIDES)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     reference = Trainer(
         SemanticConsistencyTask(config), tmp_path / "run-1", show_progress=False, strategy=strategy
     )
     reference.run()
     out = tmp_path / "weights-2.json"
-    argv = [sys.executable, "-c", _MIRRORED_PROBE, "2", str(tmp_path / "run-2"), str(out)]
+    argv = [
+        sys.executable,
+        "-c",
+        _TWO_REPLICA_PROBE,
+        json.dumps(_MIRRORED_OVERRIDES),
+        str(tmp_path / "run-2"),
+        str(out),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     two = [np.asarray(w) for w in json.loads(out.read_text())]
