@@ -8,8 +8,17 @@
 - ``export_classifier``: ``serving_default`` pixels [None, 784] -> probabilities, label.
 
 Every export holds ``metadata.json`` (task, vocabulary, metrics, config) next to
-``saved_model.pb``. Pass models built with ``jit_compile=False``: serving signatures
-must run where XLA is not available.
+``saved_model.pb``, and TF Serving's warm-up requests (one per signature) in
+``assets.extra/tf_serving_warmup_requests``. Pass models built with ``jit_compile=False``:
+serving signatures must run where XLA is not available.
+
+The SavedModel is written by Keras's ``ExportArchive``, which saves the variables the signatures
+capture (the ``tf.Variable`` inside each Keras variable) and the lookup tables they use. A
+``tf.Module`` holding the Keras model (how this module exported before) saves the Keras variable
+wrappers instead: TensorFlow's C++ loader (TF Serving, the C API, ``saved_model_cli run``) then
+restores the wrappers and runs signatures whose variables were never restored ("Could not find
+variable ..."), while Python's ``tf.saved_model.load`` hid it. Each export is loaded back through
+the C++ loader and checked against the in-memory model before it is moved into place.
 
 The signature functions use explicit ``tf.while_loop`` and only static Python control flow,
 so they are traced with ``autograph=False``: AutoGraph's source rewriting of everything they
@@ -22,29 +31,48 @@ import json
 import math
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
-from tf_zoneout import sampling
+from tf_zoneout import cc_loader, sampling
 from tf_zoneout.model_base import METADATA_FILE
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
 
+class ExportError(RuntimeError):
+    """The SavedModel could not be written, or does not serve as the in-memory model does."""
+
+
 def _batched(dtype, name):
     return tf.TensorSpec([None], dtype, name=name)
 
 
-class LanguageModelModule(tf.Module):
+class LanguageModelModule:
     """Generation and scoring around a ``LanguageModel`` and its vocabulary file."""
 
     def __init__(self, model, codec: TextCodec):
-        super().__init__()
         self.model = model
-        self.model_variables = list(model.variables)
         self.codec = codec
+        self.resources = [codec]  # its lookup tables and vocabulary asset
+        self.signatures = {"serving_default": self.generate, "score": self.score}
+        texts = np.array([b"the company said", b"", b"  ", "\u00e9\u00df \u2603".encode()], dtype=object)
+        count = len(texts)
+        self.warmup = {
+            "serving_default": {
+                "prompt": texts,
+                "max_new_tokens": np.array([8, 0, 3, 1], np.int32),
+                "temperature": np.array([1.0, 0.7, 0.0, 1.0], np.float32),
+                "top_k": np.array([0, 5, 0, 1], np.int32),
+                "top_p": np.array([1.0, 0.9, 1.0, 1.0], np.float32),
+                "seed": np.arange(1, count + 1, dtype=np.int64),
+            },
+            "score": {"text": texts},
+        }
 
     def _prefixed(self, texts):
         """(ids [B, L] with the start token first, lengths [B] incl. it, unknown [B])."""
@@ -134,19 +162,21 @@ class LanguageModelModule(tf.Module):
         }
 
 
-class Seq2SeqModule(tf.Module):
+class Seq2SeqModule:
     """problem string -> answer string, greedy, for a ``Seq2Seq`` model."""
 
     def __init__(self, model, symbols: str, problem_len: int, answer_len: int, pad: str, go: str):
-        super().__init__()
         self.model = model
-        self.model_variables = list(model.variables)
         self.symbols = tf.constant(list(symbols))
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self.symbols, tf.range(len(symbols), dtype=tf.int64)), -1
         )
         self.problem_len, self.answer_len = problem_len, answer_len
         self.pad_id, self.go_id = symbols.index(pad), symbols.index(go)
+        self.resources = [self.table]
+        self.signatures = {"serving_default": self.answer}
+        problems = [symbols[1] + "+" + symbols[2], "", " ", symbols * 3, "\u2603"]
+        self.warmup = {"serving_default": {"problem": np.array([p.encode() for p in problems], dtype=object)}}
 
     @tf.function(input_signature=[_batched(tf.string, "problem")], autograph=False)
     def answer(self, problem):
@@ -176,14 +206,16 @@ class Seq2SeqModule(tf.Module):
         return {"answer": tf.strings.reduce_join(chars, axis=1)}
 
 
-class ClassifierModule(tf.Module):
+class ClassifierModule:
     """pixels [B, 784] in [0, 1] (row-major image) -> class probabilities and label."""
 
     def __init__(self, model, permutation=None):
-        super().__init__()
         self.model = model
-        self.model_variables = list(model.variables)
         self.order = None if permutation is None else tf.constant(permutation, tf.int32)
+        self.resources = []
+        self.signatures = {"serving_default": self.classify}
+        pixels = np.stack([np.zeros(784), np.linspace(0.0, 1.0, 784)]).astype(np.float32)
+        self.warmup = {"serving_default": {"pixels": pixels}}
 
     @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.float32, name="pixels")], autograph=False)
     def classify(self, pixels):
@@ -193,18 +225,87 @@ class ClassifierModule(tf.Module):
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}
 
 
-def _save(module, signatures: dict, directory, metadata: dict, extra_files: dict | None = None) -> Path:
-    """Save to a temporary folder and move it into place: an export is complete or absent."""
+def _write_archive(module, directory: Path) -> None:
+    """The SavedModel of ``module``'s signatures, through Keras's ``ExportArchive``.
+
+    Only the signatures and ``module.resources`` (lookup tables, assets) are tracked: the archive
+    adds every variable the signatures capture by itself. Tracking the Keras model as well would
+    store each weight twice (once more as its Keras variable wrapper).
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    for resource in module.resources:
+        archive.track(resource)
+    for name, function in module.signatures.items():
+        function.get_concrete_function()  # traced from its input_signature
+        archive.add_endpoint(name, function)
+    # Serving needs no gradients: do not trace the layers' custom gradients.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    archive.write_out(str(directory), options=options, verbose=False)
+
+
+def _write_warmup(module, directory: Path) -> Path | None:
+    """TF Serving's warm-up file: one ``PredictionLog`` per signature, with ``module.warmup``'s inputs.
+
+    Written when ``tensorflow-serving-api`` (the experiments and serve extras) is installed; else
+    None and a warning (TF Serving then serves the model without warming it up).
+    """
+    try:
+        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    except ImportError:
+        warnings.warn(
+            "tensorflow-serving-api is not installed: the export has no TF Serving warm-up requests "
+            "(pip install 'tf-zoneout[serve]')",
+            stacklevel=3,
+        )
+        return None
+    path = directory / cc_loader.WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in module.warmup.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def _check_servable(module, directory: Path) -> None:
+    """Load ``directory`` with the C++ loader and run every signature on its warm-up inputs;
+    the outputs must equal the in-memory model's.
+
+    Raises:
+        ExportError: the C++ loader fails, or answers differently.
+    """
+    try:
+        with cc_loader.CcSavedModel(directory) as loaded:
+            for signature, inputs in module.warmup.items():
+                served = loaded.run(signature, inputs)
+                expected = module.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+                for key, value in expected.items():
+                    if not cc_loader.same_values(value.numpy(), served[key]):
+                        raise ExportError(
+                            f"signature {signature!r} output {key!r} differs between the in-memory model "
+                            "and the model loaded by TensorFlow's C++ loader"
+                        )
+    except cc_loader.CcLoaderError as error:
+        raise ExportError(f"the export does not load or run in TensorFlow's C++ loader: {error}") from error
+
+
+def _save(module, directory, metadata: dict) -> Path:
+    """Save to a temporary folder, check it and move it into place: an export is complete or absent."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        # Serving needs no gradients: do not trace the layers' custom gradients.
-        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
+        _write_archive(module, staging)
+        _write_warmup(module, staging)
+        _check_servable(module, staging)
+        metadata = {**metadata, "signatures": sorted(module.signatures)}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text)
         if directory.exists():
             shutil.rmtree(directory)
         staging.replace(directory)
@@ -228,21 +329,19 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
             "level": spec.level,
             "vocab_size": len(vocabulary),
             "dataset": vocabulary.dataset,
-            "signatures": ["serving_default", "score"],
         }
-        signatures = {"serving_default": module.generate, "score": module.score}
-        return _save(module, signatures, directory, metadata)
+        return _save(module, directory, metadata)
 
 
 def export_seq2seq(model, symbols, problem_len, answer_len, pad, go, directory, metadata: dict) -> Path:
     """Export a ``Seq2Seq`` model: ``serving_default`` problem -> answer."""
     module = Seq2SeqModule(model, symbols, problem_len, answer_len, pad, go)
-    metadata = {**metadata, "kind": "seq2seq", "vocab_size": len(symbols), "signatures": ["serving_default"]}
-    return _save(module, {"serving_default": module.answer}, directory, metadata)
+    metadata = {**metadata, "kind": "seq2seq", "vocab_size": len(symbols)}
+    return _save(module, directory, metadata)
 
 
 def export_classifier(model, permutation, directory, metadata: dict) -> Path:
     """Export a pixel-sequence ``SequenceClassifier``: ``serving_default`` pixels -> label."""
     module = ClassifierModule(model, permutation)
-    metadata = {**metadata, "kind": "classifier", "signatures": ["serving_default"]}
-    return _save(module, {"serving_default": module.classify}, directory, metadata)
+    metadata = {**metadata, "kind": "classifier"}
+    return _save(module, directory, metadata)
