@@ -163,6 +163,16 @@ def _from_c_tensor(api, tensor) -> np.ndarray:
     return np.frombuffer(ctypes.string_at(base, count * dtype.itemsize), dtype).reshape(shape).copy()
 
 
+def _check_shape(signature: str, name: str, shape: tuple, expected) -> None:
+    """ValueError unless ``shape`` fits the signature input's TensorShapeProto (-1: any size)."""
+    if expected.unknown_rank:
+        return
+    dims = [d.size for d in expected.dim]
+    if len(shape) != len(dims) or any(d >= 0 and d != s for d, s in zip(dims, shape)):
+        wanted = "[" + ", ".join("None" if d < 0 else str(d) for d in dims) + "]"
+        raise ValueError(f"signature {signature!r} input {name!r} has shape {wanted}; got {list(shape)}")
+
+
 def same_values(expected: np.ndarray, actual: np.ndarray, tolerance: float = 1e-5) -> bool:
     """Whether two signature outputs agree: the same shape, equal strings and integers, floats within
     ``tolerance`` (relative and absolute: the same kernels can sum in another order)."""
@@ -230,6 +240,7 @@ class CcSavedModel:
 
         Raises:
             KeyError: no such signature, or an input it does not have / lacks one it needs.
+            ValueError: an input's shape does not fit the signature's.
             CcLoaderError: TensorFlow failed to run it (the message is TensorFlow's).
         """
         api = self._api
@@ -240,6 +251,8 @@ class CcSavedModel:
             raise KeyError(
                 f"signature {signature!r} takes inputs {sorted(definition.inputs)}, got {sorted(inputs)}"
             )
+        for name, value in inputs.items():
+            _check_shape(signature, name, np.shape(value), definition.inputs[name].tensor_shape)
         in_names = sorted(inputs)
         out_names = sorted(definition.outputs)
         feeds = (_Output * len(in_names))(*[self._output(definition.inputs[n].name) for n in in_names])

@@ -18,7 +18,9 @@ capture (the ``tf.Variable`` inside each Keras variable) and the lookup tables t
 wrappers instead: TensorFlow's C++ loader (TF Serving, the C API, ``saved_model_cli run``) then
 restores the wrappers and runs signatures whose variables were never restored ("Could not find
 variable ..."), while Python's ``tf.saved_model.load`` hid it. Each export is loaded back through
-the C++ loader and checked against the in-memory model before it is moved into place.
+the C++ loader and checked against the in-memory model before it is moved into place, and its
+graphs are checked to hold no device-specific op and no random op where answers must not vary
+(``export_graph``).
 
 The signature functions use explicit ``tf.while_loop`` and only static Python control flow,
 so they are traced with ``autograph=False``: AutoGraph's source rewriting of everything they
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_zoneout import cc_loader, sampling
+from tf_zoneout import cc_loader, export_graph, sampling
 from tf_zoneout.model_base import METADATA_FILE
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
@@ -60,6 +62,7 @@ class LanguageModelModule:
         self.codec = codec
         self.resources = [codec]  # its lookup tables and vocabulary asset
         self.signatures = {"serving_default": self.generate, "score": self.score}
+        self.deterministic = ("score",)  # generation samples, statelessly, from its seed input
         texts = np.array([b"the company said", b"", b"  ", "\u00e9\u00df \u2603".encode()], dtype=object)
         count = len(texts)
         self.warmup = {
@@ -175,6 +178,7 @@ class Seq2SeqModule:
         self.pad_id, self.go_id = symbols.index(pad), symbols.index(go)
         self.resources = [self.table]
         self.signatures = {"serving_default": self.answer}
+        self.deterministic = ("serving_default",)  # greedy decoding
         problems = [symbols[1] + "+" + symbols[2], "", " ", symbols * 3, "\u2603"]
         self.warmup = {"serving_default": {"problem": np.array([p.encode() for p in problems], dtype=object)}}
 
@@ -214,6 +218,7 @@ class ClassifierModule:
         self.order = None if permutation is None else tf.constant(permutation, tf.int32)
         self.resources = []
         self.signatures = {"serving_default": self.classify}
+        self.deterministic = ("serving_default",)
         pixels = np.stack([np.zeros(784), np.linspace(0.0, 1.0, 784)]).astype(np.float32)
         self.warmup = {"serving_default": {"pixels": pixels}}
 
@@ -303,6 +308,11 @@ def _save(module, directory, metadata: dict) -> Path:
     try:
         _write_archive(module, staging)
         _write_warmup(module, staging)
+        problems = export_graph.problems(staging, module.deterministic)
+        if problems:
+            raise ExportError(
+                "the export would not serve portably or deterministically:\n" + "\n".join(problems)
+            )
         _check_servable(module, staging)
         metadata = {**metadata, "signatures": sorted(module.signatures)}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
