@@ -204,3 +204,42 @@ def test_cc_loader_errors_name_the_problem(tmp_path, model_base):
             loaded.run("serving_default", {"image": np.zeros([1, 784], np.float32)})
         with pytest.raises(ValueError, match=r"input 'pixels' has shape \[None, 784\]; got \[1, 5\]"):
             loaded.run("serving_default", {"pixels": np.zeros([1, 5], np.float32)})
+
+
+def test_the_grpc_stand_in_serves_only_what_the_cc_loader_serves(tmp_path):
+    """The stub of TF Serving loads through the C++ loader, so it refuses what TF Serving would."""
+    import grpc
+    import tf_serving_stub
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    model = _keras_model()
+    module = tf.Module()
+    module.model, module.model_variables = model, list(model.variables)
+    spec = [tf.TensorSpec([None, None, 3], tf.float32, name="x")]
+    module.predict = tf.function(lambda x: {"y": model(x, training=False)}, input_signature=spec)
+    tf.saved_model.save(module, str(tmp_path / "old" / "1"), signatures={"serving_default": module.predict})
+    model.export(str(tmp_path / "new" / "1"), verbose=False)
+    server, address = tf_serving_stub.start(tmp_path)
+    try:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(address))
+        x = np.ones([1, 4, 3], np.float32)
+        answers = {}
+        for name in ("old", "new"):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name, request.model_spec.version.value = name, 1
+            (key,) = (
+                export_graph.read_meta_graph(tmp_path / name / "1").signature_def["serving_default"].inputs
+            )
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(x))
+            try:
+                answers[name] = stub.Predict(request, timeout=60)
+            except grpc.RpcError as error:
+                answers[name] = error
+        assert (
+            isinstance(answers["old"], grpc.RpcError)
+            and "Could not find variable" in answers["old"].details()
+        )
+        (output,) = answers["new"].outputs.values()
+        np.testing.assert_allclose(tf.make_ndarray(output), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    finally:
+        server.stop(None)

@@ -274,16 +274,17 @@ class CcSavedModel:
                 api["TF_DeleteTensor"](tensor)
 
     def replay_warmup(self) -> int:
-        """Run every warm-up request of the export, as TF Serving does at load; returns their count.
+        """Run every warm-up request of the export, as TF Serving does at load; returns their count
+        (0 for an export without a warm-up file: TF Serving loads it without warming up).
 
         Raises:
-            CcLoaderError: a request failed, or the export has no warm-up file.
+            CcLoaderError: a request failed.
         """
-        from tensorflow_serving.apis import prediction_log_pb2
-
         path = self.directory / WARMUP_FILE
         if not path.exists():
-            raise CcLoaderError(f"{self.directory} has no TF Serving warm-up requests ({WARMUP_FILE})")
+            return 0
+        from tensorflow_serving.apis import prediction_log_pb2
+
         count = 0
         for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
             log = prediction_log_pb2.PredictionLog.FromString(record)
