@@ -10,7 +10,7 @@ ifneq ($(DATA_DIR),)
 export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 
-.PHONY: install test lint bench demo clean check-core-install
+.PHONY: install test lint bench demo clean check-core-install check-tf-serving-tensorflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: install
 # trains, no generic top-level modules (a minute or two; CI runs it after `make test`).
 check-core-install: install
 	$(BIN)/python tests/check_core_install.py
+
+# The TensorFlow of the TF Serving image docker-compose.yml pins, in a fresh venv: smoke exports of
+# every kind load through its C++ loader and answer as ours do (a few minutes; CI runs it).
+check-tf-serving-tensorflow: install
+	$(BIN)/python tests/check_tf_serving_tensorflow.py
 
 lint: install
 	$(BIN)/python -m ruff check .

@@ -1,11 +1,12 @@
-"""FastAPI app: text generation and scoring over the exported SavedModels (DESIGN.md section 9).
+"""FastAPI app: text generation and scoring over the exported SavedModels.
 
     ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app      # or: zoneout serve --model-base models
 
 Endpoints: GET /health, GET /v1/models, GET /v1/models/{name}, POST /v1/models/{name}/generate,
 POST /v1/models/{name}/generate_stream (server-sent events), POST /v1/models/{name}/score,
-GET /metrics (Prometheus), GET / (the playground). Routes live in ``serve.routes``, errors in
-``serve.errors``, what routes need in ``serve.dependencies``.
+POST /v1/models/{name}/predict (any signature, tensors as JSON), GET /metrics (Prometheus),
+GET / (the playground). Routes live in ``serve.routes``, errors in ``serve.errors``, what routes
+need in ``serve.dependencies``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tf_zoneout_serve.errors import install_error_handlers
 from tf_zoneout_serve.limits import RequestGuard
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.registry import ModelRegistry
-from tf_zoneout_serve.routes import generate, meta, models, score
+from tf_zoneout_serve.routes import generate, meta, models, predict, score
 from tf_zoneout_serve.schemas import request_models
 from tf_zoneout_serve.settings import Settings
 
@@ -70,7 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     limits = request_models(settings.max_text_chars, settings.max_new_tokens)
-    for router in (meta.router, models.router, generate.build_router(limits), score.build_router(limits)):
+    routers = (
+        meta.router,
+        models.router,
+        generate.build_router(limits),
+        score.build_router(limits),
+        predict.router,
+    )
+    for router in routers:
         app.include_router(router)
     return app
 

@@ -1,10 +1,10 @@
 """Dynamic batching: concurrent requests to one model signature become one model call.
 
 ``Batcher.submit(inputs)`` queues one request (a dict of arrays with a leading batch
-dimension of 1); a worker takes up to ``max_batch_size`` queued requests, waiting at
+dimension, 1 for the text routes); a worker takes up to ``max_batch_size`` queued requests, waiting at
 most ``max_wait`` for more after the first, concatenates them, runs the model call in
 a thread (at most ``concurrency`` at once, off the event loop) and hands each request
-its rows. More than ``max_queue`` waiting requests raise ``OverloadedError`` at once
+its own rows of the outputs. More than ``max_queue`` waiting requests raise ``OverloadedError`` at once
 instead of queueing without bound; a request whose client went away is dropped
 before it reaches the model.
 """
@@ -103,8 +103,11 @@ class Batcher:
                 return
             if self.on_batch:
                 self.on_batch(len(batch), time.perf_counter() - started)
-            for row, (_, future) in enumerate(batch):
+            start = 0
+            for item, future in batch:
+                rows = len(next(iter(item.values())))
                 if not future.done():
-                    future.set_result({k: v[row : row + 1] for k, v in outputs.items()})
+                    future.set_result({k: v[start : start + rows] for k, v in outputs.items()})
+                start += rows
         finally:
             self.concurrency.release()

@@ -30,7 +30,7 @@ class ApiError(Exception):
 
 STATUS_DESCRIPTIONS = {
     400: "The model is of another kind (e.g. an image classifier asked to generate, a seq2seq model "
-    "asked to score).",
+    "asked to score), or predict's inputs do not fit the model's signature.",
     404: "No model of that name is loaded.",
     413: "The request body is larger than the server's max_body_bytes.",
     415: "The request body is not JSON: send Content-Type: application/json.",

@@ -14,12 +14,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tf_zoneout.model_base import latest_versions, read_metadata
+from tf_zoneout.export_graph import signature_inputs
+from tf_zoneout.model_base import METADATA_FILE, latest_versions, read_metadata
 from tf_zoneout_serve.backends import InProcessBackend, TFServingBackend
 from tf_zoneout_serve.batching import Batcher
 from tf_zoneout_serve.settings import Settings
 
 log = logging.getLogger("zoneout.serve")
+PLAIN_SAVED_MODEL = "saved_model"
 
 
 @dataclass
@@ -33,9 +35,13 @@ class LoadedModel:
     backend: object
     batchers: dict = field(default_factory=dict)
 
+    signature_inputs: dict = field(default_factory=dict)
+
     @property
     def kind(self) -> str:
-        return self.metadata.get("kind", "language_model")
+        """language_model, seq2seq, classifier (tf-zoneout exports), or saved_model: a SavedModel
+        without metadata.json (e.g. a user's ``model.export()``), served by its signatures alone."""
+        return self.metadata.get("kind", PLAIN_SAVED_MODEL)
 
     def describe(self) -> dict:
         metadata = self.metadata
@@ -47,6 +53,7 @@ class LoadedModel:
             "level": metadata.get("level"),
             "vocab_size": metadata.get("vocab_size"),
             "signatures": sorted(self.backend.signatures),
+            "signature_inputs": self.signature_inputs,
             "metrics": metadata.get("metrics", {}),
         }
 
@@ -64,17 +71,24 @@ class ModelRegistry:
 
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
         metadata = read_metadata(path)
-        signatures = metadata.get("signatures", ["serving_default"])
+        inputs = signature_inputs(path)
+        if not metadata:
+            log.info(
+                "%s has no %s (not a tf-zoneout export): serving it as a plain SavedModel, through "
+                "POST /v1/models/%s/predict only (signatures: %s)",
+                path, METADATA_FILE, name, ", ".join(sorted(inputs)),
+            )  # fmt: skip
         if self.settings.tf_serving:
-            backend = TFServingBackend(self.settings.tf_serving, name, version, signatures)
+            backend = TFServingBackend(self.settings.tf_serving, name, version, sorted(inputs))
         else:
             backend = InProcessBackend(path)
-        return LoadedModel(name, version, path, metadata, backend)
+        return LoadedModel(name, version, path, metadata, backend, signature_inputs=inputs)
 
     def _batchers(self, model: LoadedModel) -> dict:
         s = self.settings
         semaphore = asyncio.Semaphore(s.model_concurrency)
-        size = s.max_batch_size if s.batching else 1
+        # A plain SavedModel's requests are not merged: their inputs need not concatenate.
+        size = s.max_batch_size if s.batching and model.kind != PLAIN_SAVED_MODEL else 1
         batchers = {}
         for signature in model.backend.signatures:
 

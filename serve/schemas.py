@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -107,15 +107,43 @@ class ScoreResponse(BaseModel):
     num_unknown: int = Field(0, description="characters skipped or words mapped to <unk>")
 
 
+class TensorSpec(BaseModel):
+    dtype: str = Field(..., description="e.g. string, float32, int64")
+    shape: list[int | None] | None = Field(
+        ..., description="null: any size (first: the batch); null: any rank"
+    )
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int
     task: str | None
-    kind: str
+    kind: str = Field(
+        ..., description="language_model, seq2seq, classifier, or saved_model (no tf-zoneout metadata)"
+    )
     level: str | None
     vocab_size: int | None
     signatures: list[str]
+    signature_inputs: dict[str, dict[str, TensorSpec]] = Field(
+        default_factory=dict, description="each signature's inputs, for POST /v1/models/{name}/predict"
+    )
     metrics: dict
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signature_name: str = Field("serving_default", max_length=256)
+    inputs: dict[str, Any] = Field(
+        ..., description="each input of the signature as nested lists, first dimension the batch"
+    )
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: int
+    signature_name: str
+    outputs: dict[str, Any] = Field(..., description="each output as nested lists (strings as UTF-8 text)")
 
 
 class ModelList(BaseModel):

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import LM, SEQ2SEQ, SERVED, WORD_LM
+from conftest import CLASSIFIER, LM, SEQ2SEQ, SERVED, WORD_LM
 from fastapi.testclient import TestClient
 
 from tf_zoneout.model_base import publish
@@ -251,12 +251,15 @@ def test_grpc_backend_answers_like_the_in_process_one(client, model_base):
                 (f"/v1/models/{LM}/generate", GENERATE),
                 (f"/v1/models/{LM}/score", {"text": "the bank"}),
                 (f"/v1/models/{SEQ2SEQ}/generate", {"prompt": "3+4", "seed": 1}),
+                (f"/v1/models/{WORD_LM}/score", {"text": "the company said"}),
+                (f"/v1/models/{CLASSIFIER}/predict", {"inputs": {"pixels": [[0.5] * 784, [0.1] * 784]}}),
             ):
                 via_grpc, in_process = grpc_client.post(path, json=body), client.post(path, json=body)
                 assert via_grpc.status_code == 200, via_grpc.text
                 a, b = via_grpc.json(), in_process.json()
                 assert a.get("text") == b.get("text") and a.get("num_tokens") == b.get("num_tokens")
                 assert a.get("bits_per_token", 0) == pytest.approx(b.get("bits_per_token", 0), rel=1e-5)
+                assert a.get("outputs", {}).get("label") == b.get("outputs", {}).get("label")
     finally:
         server.stop(None)
 
@@ -454,3 +457,87 @@ def test_a_request_abandoned_by_its_client_frees_its_slot(queued_server):
     retry = httpx.post(f"{server.url}/v1/models/{LM}/generate", json=GENERATE, timeout=120)
     assert response.status_code == 200 and retry.status_code == 200, retry.text
     busy.join()
+
+
+# -- /predict: any signature, and SavedModels without tf-zoneout metadata ------------------------
+
+
+def test_predict_runs_the_classifier_like_the_savedmodel(client, model_base):
+    classifier = CLASSIFIER
+    pixels = np.random.default_rng(1).random([3, 784], dtype=np.float32)
+    answer = client.post(f"/v1/models/{classifier}/predict", json={"inputs": {"pixels": pixels.tolist()}})
+    assert answer.status_code == 200, answer.text
+    direct = tf.saved_model.load(str(model_base / classifier / "1")).signatures["serving_default"]
+    expected = direct(pixels=tf.constant(pixels))
+    assert answer.json()["outputs"]["label"] == expected["label"].numpy().tolist()
+    np.testing.assert_allclose(
+        answer.json()["outputs"]["probabilities"], expected["probabilities"], rtol=1e-5
+    )
+    info = client.get(f"/v1/models/{classifier}").json()
+    assert info["signature_inputs"] == {
+        "serving_default": {"pixels": {"dtype": "float32", "shape": [None, 784]}}
+    }
+
+
+def test_predict_runs_a_language_models_score_signature_batched(client):
+    texts = ["the bank", "", "rose"]
+    body = {"signature_name": "score", "inputs": {"text": texts}}
+    answer = client.post(f"/v1/models/{LM}/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    outputs = answer.json()["outputs"]
+    assert outputs["num_tokens"] == [8, 0, 4]
+    single = client.post(f"/v1/models/{LM}/score", json={"text": "the bank"}).json()
+    assert outputs["bits_per_token"][0] == pytest.approx(single["bits_per_token"], rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def users_model_base(tmp_path_factory):
+    """A model base holding a user's own Keras model (tz layers), exported with model.export():
+    a SavedModel without metadata.json."""
+    import keras
+
+    import tf_zoneout as tz
+
+    model = keras.Sequential(
+        [keras.Input((None, 3)), tz.ZoneoutLSTM(6, zoneout_cells=0.3, seed=2), keras.layers.Dense(2)]
+    )
+    base = tmp_path_factory.mktemp("users") / "models"
+    model.export(str(base / "my_model" / "1"), verbose=False)
+    return base, model
+
+
+def test_a_plain_savedmodel_is_served_through_predict_only(users_model_base):
+    base, model = users_model_base
+    x = np.random.default_rng(2).normal(size=[2, 5, 3]).astype(np.float32)
+    with TestClient(create_app(Settings(model_base=base, poll_seconds=60))) as users_client:
+        wait_healthy(users_client)
+        info = users_client.get("/v1/models/my_model").json()
+        assert info["kind"] == "saved_model" and info["signatures"] == ["serve", "serving_default"]
+        ((key, spec),) = info["signature_inputs"]["serving_default"].items()
+        assert spec == {"dtype": "float32", "shape": [None, None, 3]}
+        answer = users_client.post("/v1/models/my_model/predict", json={"inputs": {key: x.tolist()}})
+        assert answer.status_code == 200, answer.text
+        (served,) = answer.json()["outputs"].values()
+        np.testing.assert_allclose(served, model(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
+        refused = users_client.post("/v1/models/my_model/generate", json={"prompt": "a"})
+        assert refused.status_code == 400 and "/predict" in refused.json()["detail"]
+        assert users_client.post("/v1/models/my_model/score", json={"text": "a"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"inputs": {"pixels": [[0.0] * 784]}, "signature_name": "score"}, "has no signature 'score'"),
+        ({"inputs": {"image": [[0.0] * 784]}}, "takes inputs ['pixels']"),
+        ({"inputs": {"pixels": [[True] * 784]}}, "float32; got bool"),
+        ({"inputs": {"pixels": [["0"] * 784]}}, "float32; got str"),
+        ({"inputs": {"pixels": [[0.0] * 5]}}, r"shape [None, 784]; got [1, 5]"),
+        ({"inputs": {"pixels": [[0.0] * 784, [0.0]]}}, "does not convert"),
+        ({"inputs": {"pixels": 0.5}}, "shape [None, 784]; got []"),
+    ],
+)
+def test_predict_inputs_that_do_not_fit_get_400_saying_why(client, body, message):
+    classifier = CLASSIFIER
+    answer = client.post(f"/v1/models/{classifier}/predict", json=body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["detail"]

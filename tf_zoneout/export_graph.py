@@ -123,3 +123,25 @@ def problems(directory, deterministic=()) -> list[str]:
                 elif not op.startswith("Stateless"):
                     found.append(f"{where} is a stateful random op (a seed would not decide the result)")
     return sorted(set(found))
+
+
+def signature_inputs(directory) -> dict[str, dict[str, dict]]:
+    """{signature: {input: {"dtype": "float32", "shape": [None, 784]}}} of a SavedModel (None: any
+    size; a shape of None: any rank), read from ``saved_model.pb`` without loading the model."""
+    import tensorflow as tf
+
+    meta_graph = read_meta_graph(directory)
+    found = {}
+    for name, signature in meta_graph.signature_def.items():
+        if name.startswith("__"):
+            continue
+        found[name] = {
+            key: {
+                "dtype": tf.dtypes.as_dtype(info.dtype).name,
+                "shape": None
+                if info.tensor_shape.unknown_rank
+                else [d.size if d.size >= 0 else None for d in info.tensor_shape.dim],
+            }
+            for key, info in sorted(signature.inputs.items())
+        }
+    return found

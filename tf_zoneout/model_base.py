@@ -15,6 +15,32 @@ from pathlib import Path
 
 METADATA_FILE = "metadata.json"
 SERVING_CONFIG_FILE = "models.config"
+BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
+# TF Serving's --enable_batching parameters (its BatchingParameters text proto), chosen to batch as
+# tf-zoneout's own service does by default; every signature's inputs and outputs are batched along
+# dimension 0, so TF Serving may merge requests (score's padded outputs then share the longest
+# text's width; ``lengths`` says how many entries of each row count).
+BATCHING_PARAMETERS = """\
+# TF Serving batching for the models in this folder (tensorflow_model_server --enable_batching
+# --batching_parameters_file=/models/batching_parameters.txt). Written by `zoneout export`.
+
+# The most rows (requests of one prompt or text each) merged into one model call: 16, as the
+# service's ZONEOUT_MAX_BATCH_SIZE. Larger batches raise throughput and each request's latency.
+max_batch_size { value: 16 }
+
+# How long the first request of a batch waits for others: 5 ms, as ZONEOUT_MAX_BATCH_WAIT_MS.
+batch_timeout_micros { value: 5000 }
+
+# Batches computed at once: one per CPU core TF Serving should use (these machines have 2).
+num_batch_threads { value: 2 }
+
+# Batches that may wait; past that TF Serving answers UNAVAILABLE at once instead of queueing
+# without bound: 4 batches of 16, the 64 requests of ZONEOUT_MAX_QUEUE.
+max_enqueued_batches { value: 4 }
+
+# Inputs are [batch] strings and scalars per row: nothing to pad.
+pad_variable_length_inputs: false
+"""
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -97,7 +123,8 @@ def publish(export_dir: Path, model_base: Path, name: str) -> Path:
 
 
 def write_serving_config(model_base: Path, serving_base: str = "/models") -> Path:
-    """TF Serving's model config listing every model under ``model_base`` (as seen at ``serving_base``)."""
+    """TF Serving's model config listing every model under ``model_base`` (as seen at ``serving_base``),
+    and its batching parameters (``BATCHING_PARAMETERS``) unless the folder has its own already."""
     names = sorted(
         p.name for p in model_base.iterdir() if p.is_dir() and is_model_name(p.name) and versions(p)
     )
@@ -107,7 +134,14 @@ def write_serving_config(model_base: Path, serving_base: str = "/models") -> Pat
         for name in names
     )
     path = model_base / SERVING_CONFIG_FILE
-    tmp = model_base / f".{SERVING_CONFIG_FILE}.tmp"
-    tmp.write_text(f"model_config_list {{\n{entries}}}\n")
-    tmp.replace(path)
+    _write_atomically(path, f"model_config_list {{\n{entries}}}\n")
+    batching = model_base / BATCHING_PARAMETERS_FILE
+    if not batching.exists():  # an operator's own tuning is kept
+        _write_atomically(batching, BATCHING_PARAMETERS)
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

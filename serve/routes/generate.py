@@ -41,9 +41,13 @@ STREAM_DESCRIPTION = (
 
 
 def check_generates(model: LoadedModel) -> None:
-    if model.kind == "classifier":
+    if model.kind not in ("language_model", "seq2seq"):
+        what = "an image classifier" if model.kind == "classifier" else "a plain SavedModel"
         raise ApiError(
-            400, f"model {model.name} is an image classifier; it does not generate text", "wrong_kind"
+            400,
+            f"model {model.name} is {what}; it does not generate text "
+            f"(use POST /v1/models/{model.name}/predict)",
+            "wrong_kind",
         )
 
 

@@ -26,7 +26,7 @@ def build_router(models: RequestModels) -> APIRouter:
 
         A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
         word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
-        if "score" not in model.backend.signatures:
+        if model.kind != "language_model" or "score" not in model.backend.signatures:
             raise ApiError(400, f"model {model.name} ({model.kind}) does not score text", "wrong_kind")
         inputs = {"text": np.asarray([body.text.encode()], object)}
         outputs = await run_signature(model, "score", inputs, request, settings)
