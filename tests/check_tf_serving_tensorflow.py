@@ -51,6 +51,15 @@ def run(argv, **kwargs):
     return subprocess.run(argv, check=True, **kwargs)
 
 
+def run_quietly(argv, **kwargs):
+    """``run``, with the command's output shown only if it fails."""
+    try:
+        return run(argv, capture_output=True, text=True, **kwargs)
+    except subprocess.CalledProcessError as error:
+        print(error.stdout[-3000:], error.stderr[-3000:], file=sys.stderr)
+        raise
+
+
 def build_model_base(workdir: Path) -> Path:
     """Smoke-trained exports of every kind the data allows, published as the service tests do."""
     model_base = workdir / "models"
@@ -62,14 +71,14 @@ def build_model_base(workdir: Path) -> Path:
             print(f"skipped {task}: ZONEOUT_DATA_DIR is not set to the shared data", flush=True)
             continue
         run_dir = workdir / "runs" / task
-        run([*zoneout, "train", task, "--preset", "smoke", "--run-dir", run_dir], env=env)
-        run([*zoneout, "export", run_dir, "--model-base", model_base, "--name", name], env=env)
+        run_quietly([*zoneout, "train", task, "--preset", "smoke", "--run-dir", run_dir], env=env)
+        run_quietly([*zoneout, "export", run_dir, "--model-base", model_base, "--name", name], env=env)
     return model_base
 
 
 def probe(python, model_base: Path, out: Path, env_extra=None) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
-    run([python, TESTS / "serving_probe.py", model_base, out], env=env, cwd=out.parent)
+    run_quietly([python, TESTS / "serving_probe.py", model_base, out], env=env, cwd=out.parent)
     return pickle.loads(out.read_bytes())
 
 
