@@ -48,6 +48,7 @@ END_TO_END_MODULES = {
     "test_presets",
     "test_commands",
     "test_readme",
+    "test_training_faults",
 }
 END_TO_END_KERNEL = "graph"
 
@@ -253,3 +254,40 @@ def model_base(tmp_path_factory, smoke_run):
         _, run_dir, _ = smoke_run(task_name, with_trainer=False)
         publish(run_dir / "export", root / "models", name)
     return root / "models"
+
+
+# -- training processes (kill/resume and fault tests) --------------------------------------------
+
+
+def train_argv(run_dir, tfds_dir, resume=False, flags=()) -> list[str]:
+    """``zoneout train word_ptb --preset smoke`` in ``run_dir``, on the session's prepared data."""
+    import sys
+
+    argv = [sys.executable, "-m", "tf_zoneout_train.cli", "train", "word_ptb", "--preset", "smoke"]
+    # --tfds-dir: the session's prepared data, not a second copy in ~/tensorflow_datasets.
+    argv += ["--run-dir", str(run_dir), "--tfds-dir", tfds_dir, *(["--resume"] if resume else []), *flags]
+    return argv
+
+
+def train_process(run_dir, tfds_dir, extra_env=None, resume=False, flags=()):
+    """Run ``train_argv`` to its end in a subprocess; returns the CompletedProcess."""
+    import subprocess
+
+    env = {**os.environ, **(extra_env or {})}
+    return subprocess.run(
+        train_argv(run_dir, tfds_dir, resume, flags), env=env, capture_output=True, text=True
+    )
+
+
+def latest_weights(run_dir, tfds_dir):
+    """The model weights of a run folder's newest checkpoint."""
+    from tf_zoneout_train import config as config_lib
+    from tf_zoneout_train import tasks
+
+    config = config_lib.load(run_dir)
+    task = tasks.get(config, tfds_dir)
+    model = task.build_model()
+    model(task.sample_batch())
+    checkpoint = tf.train.Checkpoint(weights=list(model.variables))
+    checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
+    return [v.numpy() for v in model.variables]

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_data_dir
+from conftest import latest_weights, shared_data_dir, train_process
 
 from tf_zoneout_train import cli, tasks
 from tf_zoneout_train import config as config_lib
@@ -90,36 +90,6 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 # -- kill and resume ------------------------------------------------------------------------------
 
 
-def _train_process(run_dir, tfds_dir, extra_env=None, resume=False, flags=()):
-    env = {**os.environ, **(extra_env or {})}
-    argv = [
-        sys.executable,
-        "-m",
-        "tf_zoneout_train.cli",
-        "train",
-        "word_ptb",
-        "--preset",
-        "smoke",
-        "--run-dir",
-        str(run_dir),
-        "--tfds-dir",  # the session's prepared data, not a second copy in ~/tensorflow_datasets
-        tfds_dir,
-    ]
-    return subprocess.run(
-        [*argv, *(["--resume"] if resume else []), *flags], env=env, capture_output=True, text=True
-    )
-
-
-def _latest_weights(run_dir, tfds_dir):
-    config = config_lib.load(run_dir)
-    task = tasks.get(config, tfds_dir)
-    model = task.build_model()
-    model(task.sample_batch())
-    checkpoint = tf.train.Checkpoint(weights=list(model.variables))
-    checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
-    return [v.numpy() for v in model.variables]
-
-
 def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smoke_run, tfds_dir):
     shared_data_dir()
     # word_ptb smoke: contiguous batches with the state carried, dropout and zoneout masks,
@@ -127,7 +97,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smo
     # The uninterrupted reference is the session's shared word_ptb smoke run (same preset).
     # Only the killed run needs a process of its own; the resumed one runs here.
     _, straight, _ = smoke_run("word_ptb", with_trainer=False)
-    killed = _train_process(tmp_path / "killed", tfds_dir, {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
+    killed = train_process(tmp_path / "killed", tfds_dir, {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
     assert killed.returncode == -9  # SIGKILL: mid-epoch 2, three steps after the last checkpoint
     assert not (tmp_path / "killed" / "export").exists()
     resumed = Trainer(
@@ -136,7 +106,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smo
     resumed.show_progress = True  # its "resuming ..." line is checked below
     resumed.run()
     assert "resuming" in capsys.readouterr().out
-    for a, b in zip(_latest_weights(straight, tfds_dir), _latest_weights(tmp_path / "killed", tfds_dir)):
+    for a, b in zip(latest_weights(straight, tfds_dir), latest_weights(tmp_path / "killed", tfds_dir)):
         np.testing.assert_allclose(a, b, atol=1e-6)
     metrics = [json.loads((run / "metrics.json").read_text()) for run in (straight, tmp_path / "killed")]
     assert [e["train_loss"] for e in metrics[0]["epochs"]] == pytest.approx(

@@ -7,11 +7,12 @@ the newest complete version) and ``zoneout sample``/``score``. A version folder 
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from tf_zoneout import json_files
 
 METADATA_FILE = "metadata.json"
 SERVING_CONFIG_FILE = "models.config"
@@ -95,9 +96,18 @@ def resolve_export(path: Path) -> Path:
 
 
 def read_metadata(version_dir: Path) -> dict:
-    """The export's metadata.json ({} for a SavedModel without one)."""
-    path = Path(version_dir) / METADATA_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The export's metadata.json ({} for a SavedModel without one).
+
+    Raises:
+        DamagedFileError: the file is damaged (the message names it and says to re-export).
+    """
+    fix = "export the run again (zoneout export RUN_DIR --model-base MODEL_BASE) and remove this version"
+    metadata = json_files.read_json(Path(version_dir) / METADATA_FILE, {}, fix)
+    if not isinstance(metadata, dict):
+        raise json_files.DamagedFileError(
+            f"{Path(version_dir) / METADATA_FILE} is damaged (not an object); {fix}"
+        )
+    return metadata
 
 
 def publish(export_dir: Path, model_base: Path, name: str) -> Path:

@@ -510,10 +510,33 @@ def resolve(task: str, preset: str = "cpu", overrides: dict | None = None) -> Ru
     return validate(RunConfig(task=task, preset=preset, **values))
 
 
+# What ``--resume`` may change: how long the run goes on and how it stops, checkpoints and logs;
+# never the model, the data or the optimizer.
+RESUMABLE_FIELDS = ("epochs", "patience", "steps_per_epoch", "checkpoint_every", "log_every")
+RESUMES_KEY = "resumes"  # config.json's record of each --resume (not a configuration field)
+
+
 def load(run_dir: str | Path) -> RunConfig:
-    """The configuration saved in a run folder."""
-    data = json.loads((Path(run_dir) / "config.json").read_text())
-    return validate(RunConfig(**data))
+    """The configuration saved in a run folder.
+
+    Raises:
+        ConfigError: there is no config.json, or it is damaged or holds no valid configuration.
+    """
+    from tf_zoneout_train import run_files
+
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{run_dir} holds no run (no config.json)")
+    try:
+        data = run_files.read_json(path)
+    except run_files.DamagedFileError as error:
+        raise ConfigError(str(error)) from None
+    fields = {k: v for k, v in data.items() if k != RESUMES_KEY} if isinstance(data, dict) else None
+    try:
+        return validate(RunConfig(**fields))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{path} is damaged (it holds no valid configuration: {error}); "
+                          f"{run_files.FIXES['config.json']}") from None  # fmt: skip
 
 
 def flag_help() -> str:

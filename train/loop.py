@@ -7,7 +7,10 @@ strategy and leaves a run folder:
 
 Checkpoints (every ``checkpoint_every`` steps and after each epoch) hold the weights,
 the optimizer, the seed generators' states, the position in the data and the state
-carried between batches, so a resumed run continues exactly where it stopped.
+carried between batches, so a resumed run continues exactly where it stopped. SIGTERM or SIGINT
+stops a single-process run at the next step with such a checkpoint (``StoppedBySignalError``); a resume
+starts from the newest checkpoint that reads back whole (``checkpoint_recovery``); one trainer at a
+time works in a run folder (``RunLock``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_zoneout_train import distribute, run_files
-from tf_zoneout_train.config import RunConfig
+from tf_zoneout_train import checkpoint_recovery, distribute, run_files
+from tf_zoneout_train.config import RESUMES_KEY, RunConfig
+from tf_zoneout_train.run_lock import RunLock
+from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
 
 _KILL_AT_STEP = "ZONEOUT_TEST_KILL_AT_STEP"  # tests: SIGKILL self after this global step
 # The learning curve is redrawn after an epoch only if the last drawing is this old (and always at
@@ -122,6 +127,7 @@ class Trainer:
         self.chief = distribute.is_chief()
         self.show_progress = show_progress and self.chief
         self._last_plot = time.monotonic()  # the first epoch's curve is drawn if it took long enough
+        self._stop = None  # the StopSignals of a running ``run()``
         self._check_run_dir()
 
     def _check_run_dir(self):
@@ -158,10 +164,14 @@ class Trainer:
             "global_step": tf.Variable(0, dtype=tf.int64),
             "best": tf.Variable(math.inf, dtype=tf.float64),
             "bad_epochs": tf.Variable(0, dtype=tf.int64),
+            # The running epoch's loss sum and token count: a run resumed mid-epoch reports the
+            # epoch's mean over all its steps, as the uninterrupted run does.
+            "epoch_loss_sum": tf.Variable(0.0, dtype=tf.float64),
+            "epoch_count": tf.Variable(0.0, dtype=tf.float64),
         }
         carry = self.task.initial_carry(config.batch_size)
         self.carry_store = [tf.Variable(c) for c in carry]
-        checkpoint = tf.train.Checkpoint(
+        self.checkpoint = checkpoint = tf.train.Checkpoint(
             weights=list(self.model.variables),
             optimizer=list(self.optimizer.variables),
             progress=self.progress,
@@ -242,25 +252,58 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
 
     def run(self) -> dict:
-        """Train (or resume), evaluate on the test split, export; returns the final metrics."""
+        """Train (or resume), evaluate on the test split, export; returns the final metrics.
+
+        Raises:
+            RunFolderInUseError: another trainer holds the run folder's lock.
+            StoppedBySignalError: SIGTERM or SIGINT arrived; the position was checkpointed first.
+            NoValidCheckpointError: resuming, and every checkpoint is damaged.
+        """
+        # Workers of a multi-worker run share the chief's folder and save together: only the chief
+        # locks it, and a signal to one worker cannot checkpoint alone, so they keep the defaults.
+        lock = RunLock(self.run_dir) if self.chief else contextlib.nullcontext()
+        signals = StopSignals() if "TF_CONFIG" not in os.environ else contextlib.nullcontext()
+        with lock, signals as self._stop:
+            return self._run()
+
+    def _stop_requested(self) -> bool:
+        return bool(self._stop and self._stop.requested)
+
+    def _write_config(self):
+        """config.json: the configuration, and on a resume, when and what it changed."""
+        path = self.run_dir / "config.json"
+        fields = json.loads(self.config.to_json())
+        before = run_files.read_json(path, {}) if self.resume else {}
+        resumes = list(before.get(RESUMES_KEY, []))
+        if self.resume:
+            changed = {k: [before.get(k), v] for k, v in fields.items() if k in before and before[k] != v}
+            resumes.append({"at": time.strftime("%Y-%m-%d %H:%M:%S"), "changed": changed})
+        run_files.write_json(path, {**fields, **({RESUMES_KEY: resumes} if resumes else {})})
+
+    def _restore_for_resume(self):
+        directory = self.run_dir / "checkpoints"
+        say = print if self.chief else (lambda _: None)
+        checkpoint_recovery.restore_newest_valid(self.checkpoint, directory, say)
+        # The state file now lists only whole checkpoints: a new manager numbers and prunes from them.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
+
+    def _run(self) -> dict:
         config = self.config
+        # Read before anything is written: a damaged metrics.json stops the resume with nothing changed.
+        earlier = run_files.read_json(self.run_dir / "metrics.json", {}) if self.resume else {}
         self._build()
-        if self.chief:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            run_files.write_json(self.run_dir / "config.json", json.loads(config.to_json()))
         history: list[dict] = []
         if self.resume:
-            self.manager.restore_or_initialize()
+            self._restore_for_resume()
             done = int(self.progress["epoch"].numpy())
-            history = [
-                h
-                for h in run_files.read_json(self.run_dir / "metrics.json", {}).get("epochs", [])
-                if h["epoch"] < done
-            ]
+            history = [h for h in earlier.get("epochs", []) if h["epoch"] < done]
             if self.chief:
                 print(
                     f"resuming {self.run_dir} at epoch {done + 1}, step {int(self.progress['step_in_epoch'])}"
                 )
+        if self.chief:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_config()
         writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) if self.chief else None
         stopped_early = False
         try:
@@ -270,6 +313,8 @@ class Trainer:
                     break
                 history.append(self._train_epoch(int(self.progress["epoch"]), history, writer))
                 self._write_metrics(history, final=None)
+                if self._stop_requested():
+                    self._interrupt(f"at the end of epoch {int(self.progress['epoch'])}")
             else:
                 stopped_early = bool(config.patience) and int(self.progress["bad_epochs"]) >= config.patience
         finally:
@@ -315,7 +360,9 @@ class Trainer:
             unit="batch",
             mininterval=progress_interval(),
         )
-        loss_total = count_total = 0.0
+        if start_step == 0:
+            self.progress["epoch_loss_sum"].assign(0.0)
+            self.progress["epoch_count"].assign(0.0)
         tokens = task.tokens_per_batch()
         started = time.perf_counter()
         steps_run = 0
@@ -333,8 +380,8 @@ class Trainer:
                     f"saving. Last good checkpoint: {last}. Lower --learning-rate or set --clip-norm, then "
                     "--resume."
                 )
-            loss_total += loss_sum
-            count_total += count
+            self.progress["epoch_loss_sum"].assign_add(loss_sum)
+            self.progress["epoch_count"].assign_add(count)
             steps_run += 1
             rate = steps_run * tokens / (time.perf_counter() - started)
             metric = task.train_metric(loss_sum / count)
@@ -354,6 +401,13 @@ class Trainer:
                 self.manager.save(checkpoint_number=step)
             if kill_at and step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self._stop_requested():
+                bar.close()
+                self._store_carry(carry)
+                self.manager.save(checkpoint_number=step)
+                self._interrupt(
+                    f"at epoch {epoch + 1}, step {int(self.progress['step_in_epoch'])} of {num_batches}"
+                )
         bar.close()
         seconds = time.perf_counter() - started
         validation = task.evaluate(self.model, "validation")
@@ -369,7 +423,7 @@ class Trainer:
         if notes.pop("reset_best", False):
             self.progress["best"].assign(math.inf)
             self.progress["bad_epochs"].assign(0)
-        mean_loss = loss_total / max(count_total, 1.0)
+        mean_loss = float(self.progress["epoch_loss_sum"]) / max(float(self.progress["epoch_count"]), 1.0)
         record = {
             "epoch": epoch,
             "train_loss": mean_loss,
@@ -394,6 +448,15 @@ class Trainer:
         self.progress["step_in_epoch"].assign(0)
         self.manager.save(checkpoint_number=int(self.progress["global_step"]))
         return record
+
+    def _interrupt(self, where: str):
+        """Raise ``StoppedBySignalError`` once the position is checkpointed (the caller saved it)."""
+        raise StoppedBySignalError(
+            f"stopped on {self._stop.requested} {where}: checkpoint {self.manager.latest_checkpoint} holds "
+            f"the exact position; continue with: zoneout train {self.config.task} --run-dir {self.run_dir} "
+            "--resume",
+            self._stop.number,
+        )
 
     def _write_metrics(self, history, final):
         if not self.chief:

@@ -1,25 +1,29 @@
-"""Files of a run folder, written atomically: JSON and the learning-curve plot."""
+"""Files of a run folder, written atomically: JSON (read with a clear error if damaged) and the
+learning-curve plot."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from tf_zoneout import json_files
+from tf_zoneout.json_files import DamagedFileError, write_json
 
-def write_json(path: str | os.PathLike, data) -> Path:
-    """Write ``data`` as JSON via a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+__all__ = ["DamagedFileError", "plot_learning_curve", "read_json", "write_json"]
+
+# What to do about each damaged run file (the error says it).
+FIXES = {
+    "config.json": "restore it from a copy (it is written when a run starts and on each --resume), "
+    "or start a new run in another --run-dir",
+    "metrics.json": "move it aside to resume without the earlier epochs' records (the checkpoints "
+    "hold the training state), or restore it from a copy",
+}
 
 
-def read_json(path: str | os.PathLike, default=None):
-    path = Path(path)
-    return json.loads(path.read_text()) if path.exists() else default
+def read_json(path: str | os.PathLike, default=None, fix: str | None = None):
+    """A run file's JSON (``default`` if absent); a damaged one raises ``DamagedFileError`` naming it."""
+    fix = fix or FIXES.get(Path(path).name, "restore it from a copy, or start a new run")
+    return json_files.read_json(path, default, fix)
 
 
 def plot_learning_curve(history: list[dict], metric: str, path: str | os.PathLike, title: str) -> Path:

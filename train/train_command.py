@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -55,11 +56,14 @@ def resolve_config(args) -> config_lib.RunConfig:
         if saved.task != args.task:
             raise config_lib.ConfigError(f"{args.run_dir} is a {saved.task} run, not {args.task}")
         changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
-        if changed:
+        refused = {k: v for k, v in changed.items() if k not in config_lib.RESUMABLE_FIELDS}
+        if refused:
+            allowed = ", ".join("--" + f.replace("_", "-") for f in config_lib.RESUMABLE_FIELDS)
             raise config_lib.ConfigError(
-                f"--resume continues the saved configuration; these flags differ from it: {changed}"
+                f"--resume continues the saved model, data and optimizer; these flags differ from them: "
+                f"{refused}. A resume may change only how long and how the run stops: {allowed}"
             )
-        return saved
+        return config_lib.validate(dataclasses.replace(saved, **changed))
     return config_lib.resolve(args.task, args.preset, overrides)
 
 
@@ -78,8 +82,11 @@ def run(args) -> int:
     if args.data_dir:
         os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
+    from tf_zoneout_train.checkpoint_recovery import NoValidCheckpointError
     from tf_zoneout_train.distribute import make_strategy
     from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
+    from tf_zoneout_train.run_lock import RunFolderInUseError
+    from tf_zoneout_train.stop_signals import StoppedBySignalError
 
     try:
         # First TensorFlow work of the process: multi-worker collectives are configured here.
@@ -92,7 +99,17 @@ def run(args) -> int:
             from tf_zoneout_train import tasks
 
             Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume, strategy=strategy).run()
-    except (RunFolderError, TrainingDivergedError, DataError, ValueError) as error:
+    except StoppedBySignalError as stopped:
+        print(f"zoneout train: {stopped}", file=sys.stderr, flush=True)
+        return stopped.exit_status  # 143 after SIGTERM, 130 after SIGINT
+    except (
+        RunFolderError,
+        RunFolderInUseError,
+        NoValidCheckpointError,
+        TrainingDivergedError,
+        DataError,
+        ValueError,
+    ) as error:
         print(f"zoneout train: error: {error}", file=sys.stderr)
         return 1
     return 0

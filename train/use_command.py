@@ -12,20 +12,31 @@ import math
 import sys
 from pathlib import Path
 
+from tf_zoneout.json_files import DamagedFileError
 from tf_zoneout.model_base import read_metadata, resolve_export
 
 
-def _load(path: Path):
+def _load(path: Path, command: str):
+    """(loaded SavedModel, metadata), or None after printing why the export cannot be used (none
+    there, or a damaged metadata.json)."""
     import tensorflow as tf
 
-    directory = resolve_export(path)
-    return tf.saved_model.load(str(directory)), read_metadata(directory)
+    try:
+        directory = resolve_export(path)
+        metadata = read_metadata(directory)
+    except (FileNotFoundError, DamagedFileError) as error:
+        print(f"zoneout {command}: error: {error}", file=sys.stderr)
+        return None
+    return tf.saved_model.load(str(directory)), metadata
 
 
 def sample(args) -> int:
     import tensorflow as tf
 
-    model, metadata = _load(args.export)
+    loaded = _load(args.export, "sample")
+    if loaded is None:
+        return 1
+    model, metadata = loaded
     if metadata.get("kind") == "seq2seq":
         answer = model.signatures["serving_default"](problem=tf.constant([args.prompt]))["answer"]
         print(answer.numpy()[0].decode())
@@ -52,7 +63,10 @@ def score(args) -> int:
         print("zoneout score: error: give exactly one of --text or --file", file=sys.stderr)
         return 2
     text = args.text if args.text is not None else Path(args.file).read_text()
-    model, metadata = _load(args.export)
+    loaded = _load(args.export, "score")
+    if loaded is None:
+        return 1
+    model, metadata = loaded
     if "score" not in model.signatures:
         print("zoneout score: error: this export has no `score` signature", file=sys.stderr)
         return 1
