@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
-import tempfile
-import venv
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fresh_env import create, finish, run
 
 REPO = Path(__file__).resolve().parent.parent
 MUST_BE_ABSENT = ("tensorflow_datasets", "matplotlib", "tqdm", "tensorboard", "fastapi", "uvicorn")
@@ -51,22 +50,13 @@ print(json.dumps({{"present": present, "generic": generic, "loss": float(loss), 
 """
 
 
-def run(argv, **kwargs):
-    print("+", " ".join(str(a) for a in argv), flush=True)
-    return subprocess.run(argv, check=True, **kwargs)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--keep", action="store_true", help="keep the environment and print its path")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="tf-zoneout-core-"))
-    env_dir = workdir / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    workdir, python = create("tf-zoneout-core-")
     run([python, "-m", "pip", "install", "--quiet", str(REPO)])  # a regular (non-editable) install
     freeze = run([python, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
     result = run([python, "-c", PROBE], capture_output=True, text=True, cwd=workdir)
@@ -82,18 +72,13 @@ def main(argv=None) -> int:
     for name in ("tensorflow-datasets", "matplotlib"):
         if any(line.lower().startswith(f"{name}==") for line in freeze.splitlines()):
             failures.append(f"{name} is installed (pip freeze)")
-    if args.keep:
-        print(f"environment kept at {env_dir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    for failure in failures:
-        print(f"FAIL: {failure}", file=sys.stderr)
-    if not failures:
-        print(
-            "core install OK: tensorflow, keras and numpy only; a ZoneoutLSTM trained a step; "
-            "no generic top-level modules"
-        )
-    return 1 if failures else 0
+    return finish(
+        workdir,
+        args.keep,
+        failures,
+        "core install OK: tensorflow, keras and numpy only; a ZoneoutLSTM trained a step; "
+        "no generic top-level modules",
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,8 @@ import argparse
 import os
 import pickle
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import venv
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +29,7 @@ TESTS = REPO / "tests"
 sys.path.insert(0, str(TESTS))
 
 from conftest import SERVED  # noqa: E402  (the service tests' model of every kind)
+from fresh_env import create, finish, run  # noqa: E402
 
 NEEDS_DATA = ("char_ptb", "word_ptb", "pmnist")
 
@@ -44,11 +42,6 @@ def serving_tensorflow_version() -> str:
     if not match:
         raise SystemExit("docker-compose.yml pins no tensorflow/serving:X.Y.Z image")
     return match.group(1)
-
-
-def run(argv, **kwargs):
-    print("+", " ".join(str(a) for a in argv), flush=True)
-    return subprocess.run(argv, check=True, **kwargs)
 
 
 def run_quietly(argv, **kwargs):
@@ -112,11 +105,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     version = serving_tensorflow_version()
-    workdir = Path(tempfile.mkdtemp(prefix="tf-zoneout-serving-tf-"))
-    env_dir = workdir / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    workdir, python = create("tf-zoneout-serving-tf-")
     # tensorflow-serving-api would pull in the newest `tensorflow` beside tensorflow-cpu: its protos
     # are all the probe needs, so it is installed without dependencies.
     run([python, "-m", "pip", "install", "--quiet", f"tensorflow-cpu=={version}"])
@@ -128,20 +117,13 @@ def main(argv=None) -> int:
     # The checkout's tf_zoneout (its cc_loader) on the older TensorFlow: PYTHONPATH, not an install.
     older = probe(python, model_base, workdir / "older.pickle", {"PYTHONPATH": str(REPO)})
     problems = differences(here, older)
-    if args.keep:
-        print(f"kept at {workdir}")
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    for problem in problems:
-        print(f"FAIL: {problem}", file=sys.stderr)
-    if not problems:
-        outputs = sum(len(o) for s in here.values() for c in s["cc"].values() for o in c)
-        print(
-            f"TF Serving {version}'s TensorFlow loads every export ({', '.join(sorted(here))}) through its "
-            f"C++ and session loaders, replays the warm-up requests, and answers as TensorFlow "
-            f"{tf.__version__} does ({outputs} outputs per loader compared)"
-        )
-    return 1 if problems else 0
+    outputs = sum(len(o) for s in here.values() for c in s["cc"].values() for o in c)
+    success = (
+        f"TF Serving {version}'s TensorFlow loads every export ({', '.join(sorted(here))}) through its "
+        f"C++ and session loaders, replays the warm-up requests, and answers as TensorFlow "
+        f"{tf.__version__} does ({outputs} outputs per loader compared)"
+    )
+    return finish(workdir, args.keep, problems, success)
 
 
 if __name__ == "__main__":

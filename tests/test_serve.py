@@ -305,8 +305,17 @@ class Server:
         raise AssertionError("uvicorn did not become healthy")
 
     def stop(self):
+        """SIGTERM, then at most a minute for the graceful shutdown (the suite's other worker may be
+        loading both cores); a server that does not stop fails the test with the end of its log."""
         self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            log = self.process.communicate()[0]
+            raise AssertionError(
+                f"the server did not stop within 60 s of SIGTERM; its log ends:\n{log[-3000:]}"
+            )
 
 
 @pytest.fixture(scope="module")
