@@ -315,7 +315,7 @@ class Server:
             log = self.process.communicate()[0]
             raise AssertionError(
                 f"the server did not stop within 60 s of SIGTERM; its log ends:\n{log[-3000:]}"
-            )
+            ) from None
 
 
 @pytest.fixture(scope="module")
