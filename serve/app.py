@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="tf-zoneout service",
         description="Generate and score text with zoneout RNNs exported by `zoneout train`.",
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
     )
     app.state.settings, app.state.metrics = settings, metrics

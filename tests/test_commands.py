@@ -27,3 +27,29 @@ def test_export_then_sample_and_score_through_the_model_base(smoke_run, tmp_path
     assert scored["num_tokens"] == 8 and scored["bits_per_character"] > 0
     assert main(["export", str(run_dir), "--model-base", str(base), "--name", "../escape"]) == 1
     assert "model name" in capsys.readouterr().err
+
+
+def test_an_export_of_an_earlier_version_is_refused_with_the_way_out_and_rebuilt(
+    smoke_run, tfds_dir, tmp_path, capsys
+):
+    import shutil
+
+    from tf_zoneout.cc_loader import WARMUP_FILE, CcSavedModel
+    from tf_zoneout.model_base import read_metadata
+
+    _, straight, _ = smoke_run("char_ptb", with_trainer=False)
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight, run_dir)
+    (run_dir / "export" / WARMUP_FILE).unlink()  # what an export of tf-zoneout < 0.2 lacks
+    before = read_metadata(run_dir / "export")
+    base = tmp_path / "models"
+    assert main(["export", str(run_dir), "--model-base", str(base)]) == 1
+    err = capsys.readouterr().err
+    assert "written by tf-zoneout < 0.2" in err and "--rebuild" in err and not base.exists()
+    assert main(["export", str(run_dir), "--model-base", str(base), "--rebuild", "--tfds-dir", tfds_dir]) == 0
+    assert "rebuilt" in capsys.readouterr().out
+    version = base / "run" / "1"
+    assert (version / WARMUP_FILE).exists()
+    assert read_metadata(version) == before  # the run's task, configuration and metrics are kept
+    with CcSavedModel(version) as loaded:
+        assert loaded.replay_warmup() == 2

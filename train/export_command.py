@@ -1,13 +1,24 @@
-"""``zoneout export RUN_DIR --model-base BASE [--name NAME]``: publish a run's export in
-TF Serving's layout BASE/NAME/VERSION (the next free version number)."""
+"""``zoneout export RUN_DIR --model-base BASE [--name NAME] [--rebuild]``: publish a run's export in
+TF Serving's layout BASE/NAME/VERSION (the next free version number).
+
+An export written by tf-zoneout before 0.2 (no TF Serving warm-up requests in it) restores in
+Python but not in TF Serving's C++ loader; it is refused with the way out: ``--rebuild`` writes the
+run's export again from its checkpoints with this version's exporter, then publishes it.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
 
-from tf_zoneout.model_base import publish
+from tf_zoneout.cc_loader import WARMUP_FILE
+from tf_zoneout.json_files import DamagedFileError
+from tf_zoneout.model_base import read_metadata
+
+# Keys of metadata.json that the exporter writes itself (the rest come from the run).
+EXPORTER_KEYS = ("kind", "level", "vocab_size", "dataset", "signatures")
 
 
 def add_parser(subparsers) -> None:
@@ -15,14 +26,52 @@ def add_parser(subparsers) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run folder (holds export/)")
     parser.add_argument("--model-base", type=Path, required=True, help="TF Serving model base folder")
     parser.add_argument("--name", help="model name (default: the run folder's name)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="write the run's export again from its checkpoints first (exports of tf-zoneout < 0.2)",
+    )
+    parser.add_argument("--data-dir", help="with --rebuild: the raw data files (else $ZONEOUT_DATA_DIR)")
+    parser.add_argument("--tfds-dir", help="with --rebuild: the TFDS data folder")
     parser.set_defaults(run=run)
 
 
+def rebuild(run_dir: Path, tfds_dir: str | None) -> Path:
+    """Export the finished run in ``run_dir`` again, from its best (else last) checkpoint."""
+    from tf_zoneout_train import config as config_lib
+    from tf_zoneout_train import tasks
+    from tf_zoneout_train.loop import Trainer
+
+    config = config_lib.load(run_dir)
+    task = tasks.get(config, tfds_dir)
+    model = Trainer(task, run_dir, resume=True, show_progress=False).restore_final()
+    metadata = {k: v for k, v in read_metadata(run_dir / "export").items() if k not in EXPORTER_KEYS}
+    task.export(model, run_dir / "export", metadata or {"task": config.task})
+    return run_dir / "export"
+
+
 def run(args) -> int:
+    from tf_zoneout.model_base import publish
+
     name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", args.run_dir.resolve().name)
+    export = args.run_dir / "export"
     try:
-        target = publish(args.run_dir / "export", args.model_base, name)
-    except (ValueError, FileNotFoundError) as error:
+        if args.rebuild:
+            if args.data_dir:
+                os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
+            rebuild(args.run_dir, args.tfds_dir)
+            print(f"rebuilt {export} from the run's checkpoints")
+        elif (export / "saved_model.pb").exists() and not (export / WARMUP_FILE).exists():
+            print(
+                f"zoneout export: error: {export} was written by tf-zoneout < 0.2 (it has no TF Serving "
+                "warm-up requests): TF Serving's loader cannot restore its variables. Write it again "
+                f"from the run's checkpoints: zoneout export {args.run_dir} --model-base {args.model_base} "
+                "--rebuild",
+                file=sys.stderr,
+            )
+            return 1
+        target = publish(export, args.model_base, name)
+    except (ValueError, FileNotFoundError, DamagedFileError, RuntimeError) as error:
         print(f"zoneout export: error: {error}", file=sys.stderr)
         return 1
     print(f"exported {args.run_dir} as {name} version {target.name}: {target}")

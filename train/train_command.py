@@ -82,6 +82,7 @@ def run(args) -> int:
     if args.data_dir:
         os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
+    from tf_zoneout.export import ExportError
     from tf_zoneout_train.checkpoint_recovery import NoValidCheckpointError
     from tf_zoneout_train.distribute import make_strategy
     from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
@@ -106,6 +107,7 @@ def run(args) -> int:
         RunFolderError,
         RunFolderInUseError,
         NoValidCheckpointError,
+        ExportError,
         TrainingDivergedError,
         DataError,
         ValueError,
