@@ -281,9 +281,11 @@ class Trainer:
         run_files.write_json(path, {**fields, **({RESUMES_KEY: resumes} if resumes else {})})
 
     def _restore_for_resume(self):
+        if not self.chief:  # a worker's checkpoints are its own scratch copies: nothing to verify
+            self.manager.restore_or_initialize()
+            return
         directory = self.run_dir / "checkpoints"
-        say = print if self.chief else (lambda _: None)
-        checkpoint_recovery.restore_newest_valid(self.checkpoint, directory, say)
+        checkpoint_recovery.restore_newest_valid(self.checkpoint, directory)
         # The state file now lists only whole checkpoints: a new manager numbers and prunes from them.
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
 
