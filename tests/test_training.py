@@ -95,6 +95,28 @@ def check_language_model_export(trainer, run_dir, text):
     assert greedy["text"].numpy()[0] == greedy["text"].numpy()[1]
     top1 = generate(signature, ["the "], [5], top_k=1)
     assert top1["text"].numpy()[0] == greedy["text"].numpy()[0]
+    check_token_logprobs(signature, exported.signatures["score"], text)
+
+
+def check_token_logprobs(generate_signature, score_signature, text):
+    """The per-token outputs agree with the totals, and the top alternatives with the chosen tokens."""
+    sampled = generate(generate_signature, ["the ", ""], [1, 2], max_new_tokens=6)
+    logprobs = sampled["token_logprobs"].numpy()
+    np.testing.assert_allclose(logprobs.sum(axis=1), sampled["logprob"].numpy(), rtol=1e-5, atol=1e-5)
+    top = sampled["top_logprobs"].numpy()
+    assert top.shape == (2, 6, 5) and np.all(np.diff(top, axis=2) <= 0)  # most likely first
+    assert np.all(logprobs <= top[:, :, 0] + 1e-6)  # no token is likelier than the likeliest
+    greedy = generate(generate_signature, ["the "], [1], max_new_tokens=6, temperature=0.0)
+    np.testing.assert_array_equal(greedy["tokens"].numpy()[0], greedy["top_tokens"].numpy()[0, :, 0])
+    np.testing.assert_allclose(greedy["token_logprobs"].numpy()[0], greedy["top_logprobs"].numpy()[0, :, 0])
+    scored = score_signature(text=tf.constant([text]))
+    np.testing.assert_allclose(
+        scored["token_logprobs"].numpy(),
+        -scored["token_surprisal"].numpy() * math.log(2),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert np.all(scored["token_logprobs"].numpy() <= scored["top_logprobs"].numpy()[:, :, 0] + 1e-6)
 
 
 @pytest.mark.parametrize("task_name", ["char_ptb", "word_ptb"])

@@ -44,6 +44,7 @@ from tf_zoneout.model_base import METADATA_FILE
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
+TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API allows up to 5)
 
 
 class ExportError(RuntimeError):
@@ -60,6 +61,7 @@ class LanguageModelModule:
     def __init__(self, model, codec: TextCodec):
         self.model = model
         self.codec = codec
+        self.top = min(TOP_LOGPROBS, model.vocab_size)
         self.resources = [codec]  # its lookup tables and vocabulary asset
         self.signatures = {"serving_default": self.generate, "score": self.score}
         self.deterministic = ("score",)  # generation samples, statelessly, from its seed input
@@ -90,7 +92,9 @@ class LanguageModelModule:
 
         A text with nothing to score (empty, whitespace-only for word models, or every character
         outside the vocabulary) gives ``num_tokens`` 0, ``nll`` 0, ``bits_per_token`` 0 and an
-        empty row; never an error.
+        empty row; never an error. Per token (``[B, W]``, padded past ``lengths``): ``tokens``,
+        ``token_surprisal`` (bits), ``token_logprobs`` (nats), and the model's ``TOP_LOGPROBS`` most
+        likely tokens at that position, ``top_tokens`` and ``top_logprobs`` (``[B, W, K]``).
         """
         ids, lengths, unknown = self._prefixed(text)
         width = tf.shape(ids)[1] - 1  # the longest text's token count (0 when nothing is scorable)
@@ -99,9 +103,9 @@ class LanguageModelModule:
         inputs, targets = ids[:, :-1], ids[:, 1:]
         num_tokens = lengths - 1
         logits, _ = self.model(inputs, training=False)  # padding is at the end: causal, no mask needed
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets, logits=tf.cast(logits, tf.float32)
-        )[:, :width]
+        logits = tf.cast(logits, tf.float32)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)[:, :width]
+        top_logprobs, top_ids = tf.math.top_k(tf.nn.log_softmax(logits[:, :width]), k=self.top)
         targets = targets[:, :width]
         valid = tf.sequence_mask(num_tokens, width)
         nll = tf.where(valid, nll, 0.0)
@@ -116,6 +120,9 @@ class LanguageModelModule:
             "lengths": num_tokens,
             "tokens": tf.where(valid, self.codec.display(targets), ""),
             "num_unknown": unknown,
+            "token_logprobs": -nll,
+            "top_tokens": tf.where(valid[:, :, None], self.codec.display(top_ids), ""),
+            "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
         }
 
     @tf.function(
@@ -133,7 +140,11 @@ class LanguageModelModule:
         """Continue each prompt by up to ``max_new_tokens`` sampled tokens.
 
         An empty prompt (or one with no known token) continues from the start token alone, as
-        at the beginning of a text; ``max_new_tokens`` <= 0 gives the empty string.
+        at the beginning of a text; ``max_new_tokens`` <= 0 gives the empty string. Besides the
+        text and its total ``logprob``: per generated token (``[B, N]``, padded past
+        ``num_tokens``) ``tokens`` and ``token_logprobs``, and the ``TOP_LOGPROBS`` most likely
+        tokens at each step, ``top_tokens`` and ``top_logprobs`` (``[B, N, K]``). Log-probabilities
+        are the model's (before temperature, top-k and top-p), in nats.
         """
         ids, lengths, unknown = self._prefixed(prompt)
         mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
@@ -144,24 +155,45 @@ class LanguageModelModule:
         steps = tf.reduce_max(tf.concat([counts, [1]], axis=0))
         batch = tf.shape(prompt)[0]
 
-        def body(t, last, states, tokens, logprob):
+        def body(t, last, states, logprob, tokens, token_logprobs, top_logprobs, top_ids):
             token = sampling.sample_next(last, temperature, top_k, top_p, seed, t)
-            step_logprob = tf.gather(tf.nn.log_softmax(tf.cast(last, tf.float32)), token, batch_dims=1)
-            logprob += tf.where(t < counts, step_logprob, 0.0)
+            log_probs = tf.nn.log_softmax(tf.cast(last, tf.float32))
+            step_logprob = tf.where(t < counts, tf.gather(log_probs, token, batch_dims=1), 0.0)
+            best_logprobs, best_ids = tf.math.top_k(log_probs, k=self.top)
             logits, states = self.model(token[:, None], states=states, training=False)
-            return t + 1, logits[:, 0], states, tokens.write(t, token), logprob
+            written = (
+                tokens.write(t, token),
+                token_logprobs.write(t, step_logprob),
+                top_logprobs.write(t, best_logprobs),
+                top_ids.write(t, best_ids),
+            )
+            return t + 1, logits[:, 0], states, logprob + step_logprob, *written
 
-        _, _, _, tokens, logprob = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (0, last, states, tf.TensorArray(tf.int32, size=steps, element_shape=[None]), tf.zeros([batch])),
+        def per_step(dtype, shape):
+            return tf.TensorArray(dtype, size=steps, element_shape=shape)
+
+        arrays = (
+            per_step(tf.int32, [None]),
+            per_step(tf.float32, [None]),
+            per_step(tf.float32, [None, self.top]),
+            per_step(tf.int32, [None, self.top]),
         )
-        generated = tf.reshape(tf.transpose(tokens.stack()), [batch, steps])
+        _, _, _, logprob, *arrays = tf.while_loop(
+            lambda t, *_: t < steps, body, (0, last, states, tf.zeros([batch]), *arrays)
+        )
+        # Each [steps, B, ...] stack -> [B, steps, ...].
+        tokens, token_logprobs = (tf.transpose(a.stack(), [1, 0]) for a in arrays[:2])
+        top_logprobs, top_ids = (tf.transpose(a.stack(), [1, 0, 2]) for a in arrays[2:])
+        valid = tf.sequence_mask(counts, steps)
         return {
-            "text": self.codec.decode(generated, counts),
+            "text": self.codec.decode(tokens, counts),
             "logprob": logprob,
             "num_tokens": counts,
             "num_unknown": unknown,
+            "tokens": tf.where(valid, self.codec.display(tokens), ""),
+            "token_logprobs": token_logprobs,
+            "top_tokens": tf.where(valid[:, :, None], self.codec.display(top_ids), ""),
+            "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
         }
 
 
