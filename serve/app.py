@@ -4,7 +4,8 @@
 
 Endpoints: GET /health, GET /v1/models, GET /v1/models/{name}, POST /v1/models/{name}/generate,
 POST /v1/models/{name}/generate_stream (server-sent events), POST /v1/models/{name}/score,
-POST /v1/models/{name}/predict (any signature, tensors as JSON), GET /metrics (Prometheus),
+POST /v1/models/{name}/predict (any signature, tensors as JSON), POST /v1/completions (OpenAI's
+completions API), GET /metrics (Prometheus),
 GET / (the playground). Routes live in ``serve.routes``, errors in ``serve.errors``, what routes
 need in ``serve.dependencies``.
 """
@@ -21,7 +22,7 @@ from tf_zoneout_serve.errors import install_error_handlers
 from tf_zoneout_serve.limits import RequestGuard
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.registry import ModelRegistry
-from tf_zoneout_serve.routes import generate, meta, models, predict, score
+from tf_zoneout_serve.routes import completions, generate, meta, models, predict, score
 from tf_zoneout_serve.schemas import request_models
 from tf_zoneout_serve.settings import Settings
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate.build_router(limits),
         score.build_router(limits),
         predict.router,
+        completions.build_router(settings.max_text_chars, settings.max_new_tokens),
     )
     for router in routers:
         app.include_router(router)

@@ -14,6 +14,41 @@ class ErrorBody(BaseModel):
     detail: str = Field(..., description="what is wrong and, where it helps, how to fix it")
 
 
+class OpenAIError(BaseModel):
+    message: str
+    type: str = Field(..., description="invalid_request_error, not_found_error, server_overloaded, ...")
+    param: str | None = Field(None, description="the request field at fault, if one is")
+    code: str | None = None
+
+
+class OpenAIErrorBody(BaseModel):
+    """OpenAI's error envelope, used on the OpenAI-compatible routes (the SDK raises its typed
+    exceptions from the status and reads the message from here)."""
+
+    error: OpenAIError
+
+
+# Routes that answer in OpenAI's envelope instead of {"detail": ...}.
+OPENAI_PATHS = ("/v1/completions",)
+OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    499: "client_closed_request",
+    503: "server_overloaded",
+}
+
+
+def is_openai_path(path: str) -> bool:
+    return path in OPENAI_PATHS
+
+
+def openai_error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
+    kind = OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
 class ValidationErrorBody(BaseModel):
     detail: str = Field(..., description="every problem as 'field: message', joined by '; '")
     errors: list[dict] = Field(..., description="the same problems, one object each (pydantic's form)")
@@ -23,9 +58,12 @@ class ApiError(Exception):
     """An answer other than 2xx, raised by a route: ``status``, a ``detail`` message and the error kind
     counted in the metrics."""
 
-    def __init__(self, status: int, detail: str, kind: str, headers: dict | None = None):
+    def __init__(
+        self, status: int, detail: str, kind: str, headers: dict | None = None, param: str | None = None
+    ):
         super().__init__(detail)
         self.status, self.detail, self.kind, self.headers = status, detail, kind, headers or {}
+        self.param = param  # the request field at fault (OpenAI's envelope names it)
 
 
 STATUS_DESCRIPTIONS = {
@@ -39,11 +77,12 @@ STATUS_DESCRIPTIONS = {
 }
 
 
-def responses(*statuses: int) -> dict:
-    """OpenAPI ``responses`` for a route that can answer ``statuses`` (besides its 2xx)."""
+def responses(*statuses: int, openai: bool = False) -> dict:
+    """OpenAPI ``responses`` for a route that can answer ``statuses`` (besides its 2xx); ``openai``:
+    the bodies are OpenAI's error envelope."""
     documented = {}
     for status in statuses:
-        body = ValidationErrorBody if status == 422 else ErrorBody
+        body = OpenAIErrorBody if openai else ValidationErrorBody if status == 422 else ErrorBody
         documented[status] = {"model": body, "description": STATUS_DESCRIPTIONS[status]}
         if status == 503:
             documented[status]["headers"] = {
@@ -63,21 +102,29 @@ def install_error_handlers(app: FastAPI, count_error) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):
         count_error(error.kind)
+        if is_openai_path(request.url.path):
+            body = openai_error_body(error.status, error.detail, error.param, error.kind)
+            return JSONResponse(body, status_code=error.status, headers=error.headers)
         return error_response(error.status, error.detail, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
         count_error("invalid_request")
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in error.errors()
-        ]
-        body = {"detail": "; ".join(problems) or "invalid request", "errors": jsonable(error.errors())}
+        fields = [".".join(str(p) for p in e["loc"] if p != "body") or "body" for e in error.errors()]
+        problems = [f"{field}: {e['msg']}" for field, e in zip(fields, error.errors())]
+        message = "; ".join(problems) or "invalid request"
+        if is_openai_path(request.url.path):  # OpenAI answers a malformed request with 400
+            body = openai_error_body(400, message, fields[0] if fields else None, "invalid_request")
+            return JSONResponse(body, status_code=400)
+        body = {"detail": message, "errors": jsonable(error.errors())}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
         count_error(f"http_{error.status_code}")
+        if is_openai_path(request.url.path):
+            body = openai_error_body(error.status_code, str(error.detail))
+            return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
         return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
 
 

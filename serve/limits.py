@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from tf_zoneout_serve.errors import is_openai_path, openai_error_body
+
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -31,9 +33,13 @@ class RequestGuard:
         declared = headers.get(b"content-length")
         if content_type is not None and not is_json(content_type):
             shown = content_type.decode("latin-1")
-            return await self._reject(send, 415, f"Content-Type {shown!r} is not JSON: send application/json")
+            return await self._reject(
+                send, 415, f"Content-Type {shown!r} is not JSON: send application/json", scope["path"]
+            )
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(send, 413, f"request body larger than {self.max_bytes} bytes")
+            return await self._reject(
+                send, 413, f"request body larger than {self.max_bytes} bytes", scope["path"]
+            )
         body, more = b"", True
         while more:
             message = await receive()
@@ -42,9 +48,13 @@ class RequestGuard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                return await self._reject(send, 413, f"request body larger than {self.max_bytes} bytes")
+                return await self._reject(
+                    send, 413, f"request body larger than {self.max_bytes} bytes", scope["path"]
+                )
         if body and content_type is None:
-            return await self._reject(send, 415, "the body has no Content-Type: send application/json")
+            return await self._reject(
+                send, 415, "the body has no Content-Type: send application/json", scope["path"]
+            )
         replayed = False
 
         async def replay():
@@ -56,10 +66,12 @@ class RequestGuard:
 
         return await self.app(scope, replay, send)
 
-    async def _reject(self, send, status: int, detail: str):
+    async def _reject(self, send, status: int, detail: str, path: str = ""):
         if self.on_reject is not None:
             self.on_reject("body_too_large" if status == 413 else "not_json")
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps(
+            openai_error_body(status, detail) if is_openai_path(path) else {"detail": detail}
+        ).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -38,6 +38,11 @@ class LoadedModel:
     signature_inputs: dict = field(default_factory=dict)
 
     @property
+    def created(self) -> int:
+        """When this version was published (its folder's modification time), in Unix seconds."""
+        return int(self.path.stat().st_mtime)
+
+    @property
     def kind(self) -> str:
         """language_model, seq2seq, classifier (tf-zoneout exports), or saved_model: a SavedModel
         without metadata.json (e.g. a user's ``model.export()``), served by its signatures alone."""

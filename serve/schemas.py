@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
@@ -146,5 +146,99 @@ class PredictResponse(BaseModel):
     outputs: dict[str, Any] = Field(..., description="each output as nested lists (strings as UTF-8 text)")
 
 
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "tf-zoneout"
+
+
 class ModelList(BaseModel):
+    """Today's list (``models``) and OpenAI's (``object``, ``data``), so the openai SDK lists them."""
+
     models: list[ModelInfo]
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel] = Field(default_factory=list)
+
+
+# -- OpenAI's completions API (as vLLM implements it) ---------------------------------------------
+
+MAX_PROMPTS = 16  # prompts in one completions request
+MAX_CHOICES = 8  # n
+MAX_LOGPROBS = 5  # the alternatives the exported signatures carry per token
+
+
+class CompletionRequest(BaseModel):
+    """POST /v1/completions with the default limits; ``completion_request_model`` gives the server's.
+
+    Strict types, as the schema says: no boolean for a number, no number for a string."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(..., max_length=64, description="a loaded language model's name (GET /v1/models)")
+    prompt: str | list[Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] = Field(
+        "", max_length=MAX_TEXT_CHARS, description="a text, or up to 16 texts"
+    )
+    max_tokens: int = Field(16, ge=0, le=MAX_NEW_TOKENS, description="0 with echo: score the prompt")
+    temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=-1, le=100_000, description="extension (vLLM's): 0 or -1 is off")
+    seed: int | None = Field(None, ge=0, le=2**62, description="choice i is sampled with seed + i")
+    stop: str | list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] | None = Field(
+        None, max_length=MAX_STOP_CHARS, description="cut each completion before the first of these"
+    )
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description="completions per prompt")
+    stream: bool = False
+    logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="alternatives per token")
+    echo: bool = Field(False, description="prepend the prompt (and its logprobs) to each completion")
+    user: str | None = Field(None, max_length=256, description="accepted and ignored")
+
+    @model_validator(mode="after")
+    def bounded_lists(self):
+        if isinstance(self.prompt, list) and not 1 <= len(self.prompt) <= MAX_PROMPTS:
+            raise ValueError(f"prompt: give 1 to {MAX_PROMPTS} texts")
+        if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"stop: at most {MAX_STOP_SEQUENCES} sequences")
+        return self
+
+
+def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type[CompletionRequest]:
+    """CompletionRequest with this server's limits (the same name in OpenAPI)."""
+    return create_model(
+        "CompletionRequest",
+        __base__=CompletionRequest,
+        prompt=(
+            str | list[Annotated[str, Field(max_length=max_text_chars)]],
+            Field("", max_length=max_text_chars, description="a text, or up to 16 texts"),
+        ),
+        max_tokens=(int, Field(min(16, max_new_tokens), ge=0, le=max_new_tokens)),
+    )
+
+
+class CompletionLogprobs(BaseModel):
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]] | None
+    text_offset: list[int]
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: Literal["length", "stop"] | None
+
+
+class CompletionUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: CompletionUsage | None = None

@@ -550,3 +550,92 @@ def test_predict_inputs_that_do_not_fit_get_400_saying_why(client, body, message
     answer = client.post(f"/v1/models/{classifier}/predict", json=body)
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["detail"]
+
+
+# -- the OpenAI-compatible API, through the official openai SDK -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_client(live_server):
+    openai = pytest.importorskip("openai")
+    return openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_the_openai_sdk_lists_the_models(openai_client, live_server):
+    assert {LM, WORD_LM} <= {m.id for m in openai_client.models.list()}
+    listed = httpx.get(f"{live_server.url}/v1/models").json()
+    assert {m["name"] for m in listed["models"]} == {m["id"] for m in listed["data"]}  # today's fields kept
+
+
+def test_the_openai_sdk_completes_reproducibly_and_streams_the_same_text(openai_client):
+    first = openai_client.completions.create(model=LM, prompt="the ", max_tokens=12, seed=3)
+    again = openai_client.completions.create(model=LM, prompt="the ", max_tokens=12, seed=3)
+    (choice,) = first.choices
+    assert (
+        choice.text == again.choices[0].text and len(choice.text) == 12 and choice.finish_reason == "length"
+    )
+    assert first.object == "text_completion" and first.model == LM and first.id.startswith("cmpl-")
+    assert first.usage.completion_tokens == 12 and first.usage.prompt_tokens == 4
+    streamed = openai_client.completions.create(model=LM, prompt="the ", max_tokens=12, seed=3, stream=True)
+    chunks = list(streamed)
+    assert "".join(c.choices[0].text for c in chunks) == choice.text
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_echo_scoring_through_the_sdk_equals_score(openai_client, client):
+    text = "the company said"
+    echoed = openai_client.completions.create(model=LM, prompt=text, max_tokens=0, echo=True, logprobs=1)
+    (choice,) = echoed.choices
+    scored = client.post(f"/v1/models/{LM}/score", json={"text": text}).json()
+    assert choice.text == text and choice.logprobs.tokens == scored["tokens"]
+    expected = [-bits * np.log(2.0) for bits in scored["token_surprisal"]]
+    np.testing.assert_allclose(choice.logprobs.token_logprobs, expected, rtol=1e-6)
+    assert choice.logprobs.text_offset == list(range(len(text)))
+    assert all(
+        len(top) == 1 and max(top.values()) >= lp - 1e-6
+        for top, lp in zip(choice.logprobs.top_logprobs, expected)
+    )
+
+
+def test_several_prompts_several_choices_stop_sequences_and_logprobs(openai_client):
+    answer = openai_client.completions.create(
+        model=LM,
+        prompt=["the ", "a "],
+        n=2,
+        max_tokens=20,
+        seed=9,
+        stop=["e", "a"],
+        logprobs=3,
+        temperature=1.5,
+    )
+    assert [c.index for c in answer.choices] == [0, 1, 2, 3]
+    for choice in answer.choices:
+        assert "e" not in choice.text and "a" not in choice.text
+        assert choice.finish_reason == ("stop" if len(choice.text) < 20 else "length")
+        assert len(choice.logprobs.tokens) == len(choice.text)  # char model: one token per character
+        assert "".join(choice.logprobs.tokens) == choice.text
+        assert all(len(top) <= 3 for top in choice.logprobs.top_logprobs)
+    word = openai_client.completions.create(
+        model=WORD_LM, prompt="the company", max_tokens=5, seed=1, logprobs=0
+    )
+    (choice,) = word.choices
+    assert len(choice.logprobs.tokens) == 5 and choice.logprobs.top_logprobs is None
+    offsets = choice.logprobs.text_offset
+    assert all(choice.text[o:].startswith(t) for o, t in zip(offsets, choice.logprobs.tokens))
+
+
+def test_each_error_class_raises_the_sdks_typed_exception(openai_client):
+    import openai
+
+    cases = [
+        (openai.NotFoundError, {"model": "no_such_model", "prompt": "a"}, "model"),
+        (openai.BadRequestError, {"model": CLASSIFIER, "prompt": "a"}, "model"),
+        (openai.BadRequestError, {"model": LM, "prompt": "a", "max_tokens": -1}, "max_tokens"),
+        (openai.BadRequestError, {"model": LM, "prompt": "a", "max_tokens": 0}, "max_tokens"),
+        (openai.BadRequestError, {"model": LM, "prompt": "a", "extra_body": {"seed": False}}, "seed"),
+        (openai.BadRequestError, {"model": LM, "prompt": "a", "logprobs": 9}, "logprobs"),
+    ]
+    for error, arguments, param in cases:
+        with pytest.raises(error) as raised:
+            openai_client.completions.create(**arguments)
+        assert raised.value.body["param"] == param and raised.value.body["message"]

@@ -13,8 +13,16 @@ router = APIRouter()
 
 @router.get("/v1/models", response_model=ModelList)
 async def list_models(registry: RegistryDep):
-    """Loaded models: name, version, task, vocabulary size, training metrics."""
-    return {"models": [m.describe() for m in registry.models.values()]}
+    """Loaded models: name, version, task, vocabulary size, training metrics; ``data`` lists them in
+    OpenAI's shape (what ``client.models.list()`` of the openai SDK reads)."""
+    models = list(registry.models.values())
+    return {
+        "models": [m.describe() for m in models],
+        "object": "list",
+        "data": [
+            {"id": m.name, "object": "model", "created": m.created, "owned_by": "tf-zoneout"} for m in models
+        ],
+    }
 
 
 @router.get("/v1/models/{name}", response_model=ModelInfo, responses=responses(404))
