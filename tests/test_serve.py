@@ -436,7 +436,7 @@ def test_model_names_never_reach_the_file_system(model_base, tmp_path):
     # A folder that is not a valid model name is ignored; a name with a path in it is a 404.
     (tmp_path / ".hidden" / "1").mkdir(parents=True)
     with TestClient(create_app(Settings(model_base=tmp_path))) as empty:
-        assert empty.get("/v1/models").json() == {"models": []}
+        assert empty.get("/v1/models").json() == {"models": [], "object": "list", "data": []}
         assert empty.post("/v1/models/%2E%2E/score", json={"text": "a"}).status_code == 404
     assert Path(model_base).exists()
 
