@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
+from tf_zoneout_serve.auth import ApiKeys, require_api_key
 from tf_zoneout_serve.errors import install_error_handlers
 from tf_zoneout_serve.limits import RequestGuard
 from tf_zoneout_serve.metrics import ServiceMetrics
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings, app.state.metrics = settings, metrics
+    app.state.api_keys = ApiKeys.from_setting(
+        settings.api_keys.get_secret_value() if settings.api_keys else None
+    )
     app.state.registry = ModelRegistry(settings, on_batch=metrics.observe_batch)
     count_error = metrics.errors.labels  # count_error(kind).inc()
     install_error_handlers(app, lambda kind: count_error(kind).inc())
@@ -80,8 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         predict.router,
         completions.build_router(settings.max_text_chars, settings.max_new_tokens),
     )
-    for router in routers:
-        app.include_router(router)
+    app.include_router(meta.router)
+    for router in routers[1:]:  # the model routes need a key when the server has keys
+        app.include_router(router, dependencies=[Depends(require_api_key)])
     return app
 
 

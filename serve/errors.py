@@ -32,6 +32,7 @@ class OpenAIErrorBody(BaseModel):
 OPENAI_PATHS = ("/v1/completions",)
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
+    401: "authentication_error",
     404: "not_found_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
@@ -69,6 +70,8 @@ class ApiError(Exception):
 STATUS_DESCRIPTIONS = {
     400: "The model is of another kind (e.g. an image classifier asked to generate, a seq2seq model "
     "asked to score), or predict's inputs do not fit the model's signature.",
+    401: "The server has API keys and the request has none, or not a valid one: send "
+    "Authorization: Bearer KEY (with WWW-Authenticate: Bearer).",
     404: "No model of that name is loaded.",
     413: "The request body is larger than the server's max_body_bytes.",
     415: "The request body is not JSON: send Content-Type: application/json.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tf_zoneout_serve.schemas import largest_request_bytes
@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(2.0, gt=0, description="how often the model base is checked for new versions")
     stream_chunk_tokens: int = Field(16, ge=1, le=256, description="tokens per server-sent event")
     retry_after_seconds: int = Field(1, ge=1)
+    api_keys: SecretStr | None = Field(
+        None, description="bearer keys for the model routes: 'k1,k2' or '@FILE' (one per line); unset: open"
+    )
+    metrics_need_key: bool = Field(False, description="with api_keys: /metrics needs a key too")
 
     @model_validator(mode="after")
     def body_limit_admits_every_valid_request(self):

@@ -233,7 +233,16 @@ def test_openapi_lists_every_status_each_endpoint_returns(client):
         "/v1/models/{name}/generate_stream",
         "/v1/models/{name}/score",
     ):
-        assert set(paths[path]["post"]["responses"]) == {"200", "400", "404", "413", "415", "422", "503"}
+        assert set(paths[path]["post"]["responses"]) == {
+            "200",
+            "400",
+            "401",
+            "404",
+            "413",
+            "415",
+            "422",
+            "503",
+        }
     invalid = paths["/v1/models/{name}/score"]["post"]["responses"]["422"]["content"]["application/json"]
     assert invalid["schema"]["$ref"].endswith("/ValidationErrorBody")
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
@@ -303,6 +312,11 @@ class Server:
                 pass
             time.sleep(0.3)
         raise AssertionError("uvicorn did not become healthy")
+
+    def stop_and_read_log(self) -> str:
+        """``stop``, then everything the server printed."""
+        self.stop()
+        return self.process.stdout.read()
 
     def stop(self):
         """SIGTERM, then at most a minute for the graceful shutdown (the suite's other worker may be
@@ -639,3 +653,100 @@ def test_each_error_class_raises_the_sdks_typed_exception(openai_client):
         with pytest.raises(error) as raised:
             openai_client.completions.create(**arguments)
         assert raised.value.body["param"] == param and raised.value.body["message"]
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+
+def test_api_keys_guard_every_model_route_but_not_health(model_base, tmp_path):
+    key_file = tmp_path / "keys"
+    key_file.write_text("first-key\n\nsecond-key\n")
+    for setting in ("first-key, second-key", f"@{key_file}"):
+        with TestClient(create_app(Settings(model_base=model_base, api_keys=setting))) as keyed:
+            wait_healthy(keyed)  # /health needs no key
+            for method, path, body in (
+                ("get", "/v1/models", None),
+                ("get", f"/v1/models/{LM}", None),
+                ("post", f"/v1/models/{LM}/generate", GENERATE),
+                ("post", f"/v1/models/{LM}/generate_stream", GENERATE),
+                ("post", f"/v1/models/{LM}/score", {"text": "the bank"}),
+                ("post", f"/v1/models/{CLASSIFIER}/predict", {"inputs": {"pixels": [[0.0] * 784]}}),
+                ("post", "/v1/completions", {"model": LM, "prompt": "a", "max_tokens": 2}),
+            ):
+                call = getattr(keyed, method)
+                kwargs = {"json": body} if body is not None else {}
+                refused = call(path, **kwargs)
+                assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+                wrong = call(path, headers={"Authorization": "Bearer second-ke"}, **kwargs)
+                assert wrong.status_code == 401 and "second-ke" not in wrong.text  # never echoed
+                assert call(path, headers={"Authorization": "Bearer second-key"}, **kwargs).status_code == 200
+            assert keyed.get("/metrics").status_code == 200  # open unless ZONEOUT_METRICS_NEED_KEY
+            assert keyed.get("/").status_code == 200  # the playground page asks for the key itself
+    with TestClient(
+        create_app(Settings(model_base=model_base, api_keys="k", metrics_need_key=True))
+    ) as keyed:
+        assert keyed.get("/metrics").status_code == 401
+        assert keyed.get("/metrics", headers={"Authorization": "Bearer k"}).status_code == 200
+
+
+def test_api_key_settings_refuse_an_unreadable_or_empty_key_file_without_showing_keys(tmp_path):
+    from tf_zoneout_serve.auth import ApiKeys, exposure_warning
+
+    with pytest.raises(ValueError, match="cannot read the key file"):
+        ApiKeys.from_setting(f"@{tmp_path / 'missing'}")
+    (tmp_path / "empty").write_text("\n \n")
+    with pytest.raises(ValueError, match="holds no key"):
+        ApiKeys.from_setting(f"@{tmp_path / 'empty'}")
+    assert "secret" not in repr(Settings(model_base=tmp_path, api_keys="secret"))
+    assert exposure_warning("0.0.0.0", ApiKeys()) and "ZONEOUT_API_KEYS" in exposure_warning(
+        "0.0.0.0", ApiKeys()
+    )
+    assert exposure_warning("127.0.0.1", ApiKeys()) is None and exposure_warning("::1", ApiKeys()) is None
+    assert exposure_warning("0.0.0.0", ApiKeys(["k"])) is None
+
+
+def test_the_openai_sdk_with_and_without_the_right_key(model_base):
+    openai = pytest.importorskip("openai")
+    server = Server(model_base, api_keys="sdk-key-1,sdk-key-2")
+    try:
+        url = f"{server.url}/v1"
+        right = openai.OpenAI(base_url=url, api_key="sdk-key-2", max_retries=0, timeout=60)
+        assert LM in {m.id for m in right.models.list()}
+        assert right.completions.create(model=LM, prompt="the ", max_tokens=3, seed=1).choices[0].text
+        wrong = openai.OpenAI(base_url=url, api_key="not-a-key", max_retries=0, timeout=60)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.completions.create(model=LM, prompt="the ", max_tokens=3)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+    finally:
+        log = server.stop_and_read_log()
+    assert "sdk-key" not in log and "not-a-key" not in log  # keys are never logged
+
+
+def test_the_playground_asks_for_the_key_of_a_keyed_server(model_base):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    server = Server(model_base, api_keys="browser-key")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_function(
+                "document.getElementById('key-status').textContent.includes('needs an API key')"
+            )
+            assert page.query_selector_all("#model option") == []
+            page.fill("#api-key", "browser-key")
+            page.click("#use-key")
+            page.wait_for_function("document.querySelectorAll('#model option').length >= 2")
+            page.select_option("#model", LM)
+            page.fill("#score-text", "the bank")
+            page.click("#score")
+            page.wait_for_selector("#heatmap span.token")
+            assert "bits per character" in page.inner_text("#score-status")
+            browser.close()
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -29,11 +30,22 @@ def run(args) -> int:
         os.environ["ZONEOUT_TF_SERVING"] = args.tf_serving
     if args.no_batching:
         os.environ["ZONEOUT_BATCHING"] = "false"
-    from tf_zoneout_serve.app import create_app
+    from tf_zoneout_serve.auth import exposure_warning
+
+    try:
+        from tf_zoneout_serve.app import create_app  # the module builds its default app too
+
+        app = create_app()
+    except ValueError as error:  # e.g. an unreadable ZONEOUT_API_KEYS file (never a key in the message)
+        print(f"zoneout serve: error: {error}", file=sys.stderr)
+        return 2
+    warning = exposure_warning(args.host, app.state.api_keys)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     print(
         f"playground: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs",
         flush=True,
     )
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from tf_zoneout_serve.auth import require_api_key_for_metrics
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
+from tf_zoneout_serve.errors import responses
 
 PLAYGROUND = Path(__file__).resolve().parent.parent / "static" / "index.html"
 router = APIRouter()
@@ -36,7 +38,11 @@ async def health(registry: RegistryDep, settings: SettingsDep):
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"},
+        **responses(401),
+    },
+    dependencies=[Depends(require_api_key_for_metrics)],
 )
 async def prometheus(metrics: MetricsDep):
     """Prometheus text exposition format."""
