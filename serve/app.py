@@ -19,7 +19,7 @@ import time
 from fastapi import Depends, FastAPI, Request
 
 from tf_zoneout_serve.auth import ApiKeys, require_api_key
-from tf_zoneout_serve.errors import install_error_handlers
+from tf_zoneout_serve.errors import install_error_handlers, responses
 from tf_zoneout_serve.limits import RequestGuard
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.registry import ModelRegistry
@@ -76,17 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     limits = request_models(settings.max_text_chars, settings.max_new_tokens)
-    routers = (
-        meta.router,
+    model_routers = (
         models.router,
         generate.build_router(limits),
         score.build_router(limits),
         predict.router,
         completions.build_router(settings.max_text_chars, settings.max_new_tokens),
     )
+    # With keys, the model routes (and /metrics if asked) check them, and the OpenAPI document says so.
+    keyed = [Depends(require_api_key)] if app.state.api_keys.enabled else []
     app.include_router(meta.router)
-    for router in routers[1:]:  # the model routes need a key when the server has keys
-        app.include_router(router, dependencies=[Depends(require_api_key)])
+    app.include_router(meta.metrics_router, dependencies=keyed if settings.metrics_need_key else [])
+    for router in model_routers:
+        app.include_router(router, dependencies=keyed, responses=responses(401) if keyed else None)
     return app
 
 

@@ -3,9 +3,10 @@
 ``ZONEOUT_API_KEYS`` holds comma-separated keys, or ``@FILE`` (one key per line). Every model
 route (``/v1/models``, generate, score, predict, completions; ``/metrics`` with
 ``ZONEOUT_METRICS_NEED_KEY``) then needs ``Authorization: Bearer KEY``, else 401 with
-``WWW-Authenticate: Bearer``. ``/health`` and the playground page stay open (the page asks for the
-key and sends it). Keys are compared in constant time, against every key, and never logged or
-echoed. Unset: no authentication, as before.
+``WWW-Authenticate: Bearer``. The routes carry the check, and the OpenAPI document its bearer
+scheme and 401, only when keys are set: an open server documents no authentication. ``/health``
+and the playground page stay open (the page asks for the key and sends it). Keys are compared in
+constant time, against every key, and never logged or echoed. Unset: no authentication.
 """
 
 from __future__ import annotations
@@ -86,12 +87,6 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 async def require_api_key(request: Request, credentials: Credentials) -> None:
     """Dependency of every model route: 401 unless the request carries a valid key (when keys are set)."""
     _check(request, credentials)
-
-
-async def require_api_key_for_metrics(request: Request, credentials: Credentials) -> None:
-    """The same for /metrics, when ``ZONEOUT_METRICS_NEED_KEY`` is on."""
-    if request.app.state.settings.metrics_need_key:
-        _check(request, credentials)
 
 
 def exposure_warning(host: str, keys: ApiKeys) -> str | None:

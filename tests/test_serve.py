@@ -233,16 +233,7 @@ def test_openapi_lists_every_status_each_endpoint_returns(client):
         "/v1/models/{name}/generate_stream",
         "/v1/models/{name}/score",
     ):
-        assert set(paths[path]["post"]["responses"]) == {
-            "200",
-            "400",
-            "401",
-            "404",
-            "413",
-            "415",
-            "422",
-            "503",
-        }
+        assert set(paths[path]["post"]["responses"]) == {"200", "400", "404", "413", "415", "422", "503"}
     invalid = paths["/v1/models/{name}/score"]["post"]["responses"]["422"]["content"]["application/json"]
     assert invalid["schema"]["$ref"].endswith("/ValidationErrorBody")
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
@@ -682,6 +673,9 @@ def test_api_keys_guard_every_model_route_but_not_health(model_base, tmp_path):
                 assert call(path, headers={"Authorization": "Bearer second-key"}, **kwargs).status_code == 200
             assert keyed.get("/metrics").status_code == 200  # open unless ZONEOUT_METRICS_NEED_KEY
             assert keyed.get("/").status_code == 200  # the playground page asks for the key itself
+            paths = keyed.get("/openapi.json").json()["paths"]
+            assert "401" in paths["/v1/completions"]["post"]["responses"]
+            assert paths["/v1/models/{name}/score"]["post"]["security"] == [{"HTTPBearer": []}]
     with TestClient(
         create_app(Settings(model_base=model_base, api_keys="k", metrics_need_key=True))
     ) as keyed:

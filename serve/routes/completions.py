@@ -52,7 +52,7 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
         response_model=CompletionResponse,
         responses={
             200: {"content": {"text/event-stream": {}}, "description": "with stream: server-sent events"},
-            **responses(400, 401, 404, 413, 415, 503, openai=True),
+            **responses(400, 404, 413, 415, 503, openai=True),
         },
     )
     async def complete(

@@ -82,7 +82,7 @@ def build_router(models: RequestModels) -> APIRouter:
     @router.post(
         "/v1/models/{name}/generate",
         response_model=GenerateResponse,
-        responses=responses(400, 401, 404, 413, 415, 422, 503),
+        responses=responses(400, 404, 413, 415, 422, 503),
     )
     async def generate(
         model: ModelDep, body: generate_request, request: Request, settings: SettingsDep, metrics: MetricsDep
@@ -121,7 +121,7 @@ def build_router(models: RequestModels) -> APIRouter:
                 "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
                 "description": STREAM_DESCRIPTION,
             },
-            **responses(400, 401, 404, 413, 415, 422, 503),
+            **responses(400, 404, 413, 415, 422, 503),
         },
     )
     async def generate_stream(

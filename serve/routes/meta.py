@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from tf_zoneout_serve.auth import require_api_key_for_metrics
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
-from tf_zoneout_serve.errors import responses
 
 PLAYGROUND = Path(__file__).resolve().parent.parent / "static" / "index.html"
 router = APIRouter()
@@ -35,14 +33,13 @@ async def health(registry: RegistryDep, settings: SettingsDep):
     return {"status": "ok", "models": len(registry.models)}
 
 
-@router.get(
+metrics_router = APIRouter()  # included with the key check when ZONEOUT_METRICS_NEED_KEY is on
+
+
+@metrics_router.get(
     "/metrics",
     response_class=Response,
-    responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"},
-        **responses(401),
-    },
-    dependencies=[Depends(require_api_key_for_metrics)],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}},
 )
 async def prometheus(metrics: MetricsDep):
     """Prometheus text exposition format."""

@@ -11,7 +11,7 @@ from tf_zoneout_serve.schemas import ModelInfo, ModelList
 router = APIRouter()
 
 
-@router.get("/v1/models", response_model=ModelList, responses=responses(401))
+@router.get("/v1/models", response_model=ModelList)
 async def list_models(registry: RegistryDep):
     """Loaded models: name, version, task, vocabulary size, training metrics; ``data`` lists them in
     OpenAI's shape (what ``client.models.list()`` of the openai SDK reads)."""
@@ -25,7 +25,7 @@ async def list_models(registry: RegistryDep):
     }
 
 
-@router.get("/v1/models/{name}", response_model=ModelInfo, responses=responses(401, 404))
+@router.get("/v1/models/{name}", response_model=ModelInfo, responses=responses(404))
 async def get_model(model: ModelDep):
     """One loaded model (its newest version)."""
     return model.describe()

@@ -16,7 +16,7 @@ router = APIRouter()
 @router.post(
     "/v1/models/{name}/predict",
     response_model=PredictResponse,
-    responses=responses(400, 401, 404, 413, 415, 422, 503),
+    responses=responses(400, 404, 413, 415, 422, 503),
 )
 async def predict(model: ModelDep, body: PredictRequest, request: Request, settings: SettingsDep):
     """Run one signature on a batch, as TF Serving's REST ``predict`` (columnar ``inputs``): every

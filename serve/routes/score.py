@@ -19,7 +19,7 @@ def build_router(models: RequestModels) -> APIRouter:
     @router.post(
         "/v1/models/{name}/score",
         response_model=ScoreResponse,
-        responses=responses(400, 401, 404, 413, 415, 422, 503),
+        responses=responses(400, 404, 413, 415, 422, 503),
     )
     async def score(model: ModelDep, body: score_request, request: Request, settings: SettingsDep):
         """Bits per token (per character for char models), perplexity and per-token surprisal.
