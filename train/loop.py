@@ -362,9 +362,17 @@ class Trainer:
             unit="batch",
             mininterval=progress_interval(),
         )
-        if start_step == 0:
-            self.progress["epoch_loss_sum"].assign(0.0)
-            self.progress["epoch_count"].assign(0.0)
+        # Python floats on the hot path; written into the checkpointed variables only before a save.
+        loss_total, count_total = (
+            (float(self.progress["epoch_loss_sum"]), float(self.progress["epoch_count"]))
+            if start_step
+            else (0.0, 0.0)
+        )
+
+        def remember_epoch_loss():
+            self.progress["epoch_loss_sum"].assign(loss_total)
+            self.progress["epoch_count"].assign(count_total)
+
         tokens = task.tokens_per_batch()
         started = time.perf_counter()
         steps_run = 0
@@ -382,8 +390,8 @@ class Trainer:
                     f"saving. Last good checkpoint: {last}. Lower --learning-rate or set --clip-norm, then "
                     "--resume."
                 )
-            self.progress["epoch_loss_sum"].assign_add(loss_sum)
-            self.progress["epoch_count"].assign_add(count)
+            loss_total += loss_sum
+            count_total += count
             steps_run += 1
             rate = steps_run * tokens / (time.perf_counter() - started)
             metric = task.train_metric(loss_sum / count)
@@ -400,12 +408,14 @@ class Trainer:
                     tf.summary.scalar("train/tokens_per_second", rate)
             if step % config.checkpoint_every == 0:
                 self._store_carry(carry)
+                remember_epoch_loss()
                 self.manager.save(checkpoint_number=step)
             if kill_at and step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
             if self._stop_requested():
                 bar.close()
                 self._store_carry(carry)
+                remember_epoch_loss()
                 self.manager.save(checkpoint_number=step)
                 self._interrupt(
                     f"at epoch {epoch + 1}, step {int(self.progress['step_in_epoch'])} of {num_batches}"
@@ -425,7 +435,7 @@ class Trainer:
         if notes.pop("reset_best", False):
             self.progress["best"].assign(math.inf)
             self.progress["bad_epochs"].assign(0)
-        mean_loss = float(self.progress["epoch_loss_sum"]) / max(float(self.progress["epoch_count"]), 1.0)
+        mean_loss = loss_total / max(count_total, 1.0)
         record = {
             "epoch": epoch,
             "train_loss": mean_loss,
