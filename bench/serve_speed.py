@@ -14,9 +14,7 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,35 +23,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from tf_zoneout_serve.local_server import LocalServer
+
 START, END = "<!-- serve_speed:start -->", "<!-- serve_speed:end -->"
 PROMPT = "the company said "
 SCORE_TEXT = ("the company said its profit rose in the third quarter as sales of new products grew " * 13)[
     :1000
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_base: Path, batching: bool):
-    port = free_port()
-    env = {**os.environ, "ZONEOUT_BATCHING": str(batching).lower(), "ZONEOUT_MAX_QUEUE": "1000"}
-    argv = [sys.executable, "-m", "tf_zoneout_train.cli", "serve", "--model-base", str(model_base)]
-    argv += ["--port", str(port)]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become healthy")
 
 
 def load(url: str, model: str, kind: str, clients: int, requests: int) -> dict:
@@ -170,17 +146,13 @@ def main(argv=None) -> int:
     config = metadata.get("config", {})
     rows = []
     for batching in (True, False):
-        process, url = start_server(args.model_base, batching)
-        try:
+        with LocalServer(args.model_base, batching=str(batching).lower(), max_queue=1000) as server:
             for kind in ("generate", "score"):
                 for clients in (int(c) for c in args.clients.split(",")):
                     row = {"kind": kind, "clients": clients, "batching": batching}
-                    row.update(load(url, args.model, kind, clients, args.requests))
+                    row.update(load(server.url, args.model, kind, clients, args.requests))
                     print(json.dumps(row), flush=True)
                     rows.append(row)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
     result = {
         "command": "python -m bench.serve_speed " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": platform.processor() or platform.machine(),

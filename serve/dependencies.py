@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from tf_zoneout_serve.errors import ApiError
 from tf_zoneout_serve.metrics import ServiceMetrics
+from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.registry import LoadedModel, ModelRegistry
 from tf_zoneout_serve.settings import Settings
 
@@ -39,3 +40,14 @@ def get_model(name: str, registry: RegistryDep) -> LoadedModel:
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+def model_offering(operation: Operation):
+    """A dependency type: the loaded model named in the path, which must offer ``operation`` (404
+    otherwise, naming what it does offer)."""
+
+    def get(model: ModelDep) -> LoadedModel:
+        require(model.name, model.kind, operation)
+        return model
+
+    return Annotated[LoadedModel, Depends(get)]

@@ -68,11 +68,14 @@ class ApiError(Exception):
 
 
 STATUS_DESCRIPTIONS = {
-    400: "The model is of another kind (e.g. an image classifier asked to generate, a seq2seq model "
-    "asked to score), or predict's inputs do not fit the model's signature.",
+    400: "predict's inputs do not fit the model's signature (detail says which and why); on "
+    "/v1/completions, a body that breaks the schema (OpenAI answers 400 where the other routes "
+    "answer 422).",
     401: "The server has API keys and the request has none, or not a valid one: send "
     "Authorization: Bearer KEY (with WWW-Authenticate: Bearer).",
-    404: "No model of that name is loaded.",
+    404: "No model of that name is loaded, or the model does not offer this operation (an image "
+    "classifier does not generate, a seq2seq model does not score): the message names what it offers, "
+    "and GET /v1/models/{name} lists its operations.",
     413: "The request body is larger than the server's max_body_bytes.",
     415: "The request body is not JSON: send Content-Type: application/json.",
     422: "The body does not match the schema (or exceeds a limit of this server); detail says which field.",

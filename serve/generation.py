@@ -7,11 +7,11 @@ import secrets
 
 import numpy as np
 
-from tf_zoneout_serve.schemas import GenerateRequest
+from tf_zoneout_serve.schemas import MAX_SEED, GenerateRequest
 
 
 def new_seed() -> int:
-    return secrets.randbelow(2**62)
+    return secrets.randbelow(MAX_SEED + 1)
 
 
 def generate_inputs(prompt: str, request: GenerateRequest, max_new_tokens: int, seed: int) -> dict:

@@ -1,5 +1,6 @@
-"""Request guard as ASGI middleware, before any parsing: bodies that are not JSON get 415, bodies over
-the limit get 413 (declared by Content-Length or counted while streaming, e.g. chunked)."""
+"""Request guard as ASGI middleware, before any parsing: bodies that are not JSON get 415 (another
+Content-Type) or 422 (bytes that are not Unicode text), bodies over the limit get 413 (declared by
+Content-Length or counted while streaming, e.g. chunked)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ def is_json(content_type: bytes) -> bool:
     """application/json, or any application/*+json, with or without parameters (charset)."""
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def is_unicode(body: bytes) -> bool:
+    """Whether ``body`` decodes in the Unicode encoding JSON parsers detect from its first bytes
+    (UTF-8 unless it starts as UTF-16 or UTF-32); a body that does not is not JSON at all."""
+    try:
+        body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class RequestGuard:
@@ -55,6 +66,10 @@ class RequestGuard:
             return await self._reject(
                 send, 415, "the body has no Content-Type: send application/json", scope["path"]
             )
+        if body and not is_unicode(body):
+            return await self._reject(
+                send, 422, "body: not valid UTF-8 (send JSON text UTF-8 encoded)", scope["path"]
+            )
         replayed = False
 
         async def replay():
@@ -68,10 +83,15 @@ class RequestGuard:
 
     async def _reject(self, send, status: int, detail: str, path: str = ""):
         if self.on_reject is not None:
-            self.on_reject("body_too_large" if status == 413 else "not_json")
-        body = json.dumps(
-            openai_error_body(status, detail) if is_openai_path(path) else {"detail": detail}
-        ).encode()
+            self.on_reject({413: "body_too_large", 422: "invalid_request"}.get(status, "not_json"))
+        if is_openai_path(path):  # OpenAI answers a malformed body with 400
+            status = 400 if status == 422 else status
+            answer = openai_error_body(status, detail, "body" if status == 400 else None)
+        elif status == 422:  # the validation errors' shape, as FastAPI's own 422s
+            answer = {"detail": detail, "errors": [{"type": "json_invalid", "loc": ["body"], "msg": detail}]}
+        else:
+            answer = {"detail": detail}
+        body = json.dumps(answer).encode()
         await send(
             {
                 "type": "http.response.start",

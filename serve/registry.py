@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tf_zoneout.export_graph import signature_inputs
-from tf_zoneout.model_base import METADATA_FILE, latest_versions, read_metadata
+from tf_zoneout.model_base import METADATA_FILE, ModelKind, latest_versions, read_metadata
 from tf_zoneout_serve.backends import InProcessBackend, TFServingBackend
 from tf_zoneout_serve.batching import Batcher
+from tf_zoneout_serve.operations import OPERATIONS
 from tf_zoneout_serve.settings import Settings
 
 log = logging.getLogger("zoneout.serve")
-PLAIN_SAVED_MODEL = "saved_model"
 
 
 @dataclass
@@ -36,17 +36,14 @@ class LoadedModel:
     batchers: dict = field(default_factory=dict)
 
     signature_inputs: dict = field(default_factory=dict)
+    # language_model, seq2seq, classifier (tf-zoneout exports), or saved_model: a SavedModel without
+    # metadata.json (e.g. a user's ``model.export()``), served by its signatures alone.
+    kind: ModelKind = ModelKind.SAVED_MODEL
 
     @property
     def created(self) -> int:
         """When this version was published (its folder's modification time), in Unix seconds."""
         return int(self.path.stat().st_mtime)
-
-    @property
-    def kind(self) -> str:
-        """language_model, seq2seq, classifier (tf-zoneout exports), or saved_model: a SavedModel
-        without metadata.json (e.g. a user's ``model.export()``), served by its signatures alone."""
-        return self.metadata.get("kind", PLAIN_SAVED_MODEL)
 
     def describe(self) -> dict:
         metadata = self.metadata
@@ -54,7 +51,8 @@ class LoadedModel:
             "name": self.name,
             "version": self.version,
             "task": metadata.get("task"),
-            "kind": self.kind,
+            "kind": self.kind.value,
+            "operations": [op.value for op in OPERATIONS[self.kind]],
             "level": metadata.get("level"),
             "vocab_size": metadata.get("vocab_size"),
             "signatures": sorted(self.backend.signatures),
@@ -76,6 +74,7 @@ class ModelRegistry:
 
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
         metadata = read_metadata(path)
+        kind = ModelKind.of(metadata)
         inputs = signature_inputs(path)
         if not metadata:
             log.info(
@@ -87,13 +86,13 @@ class ModelRegistry:
             backend = TFServingBackend(self.settings.tf_serving, name, version, sorted(inputs))
         else:
             backend = InProcessBackend(path)
-        return LoadedModel(name, version, path, metadata, backend, signature_inputs=inputs)
+        return LoadedModel(name, version, path, metadata, backend, signature_inputs=inputs, kind=kind)
 
     def _batchers(self, model: LoadedModel) -> dict:
         s = self.settings
         semaphore = asyncio.Semaphore(s.model_concurrency)
         # A plain SavedModel's requests are not merged: their inputs need not concatenate.
-        size = s.max_batch_size if s.batching and model.kind != PLAIN_SAVED_MODEL else 1
+        size = s.max_batch_size if s.batching and model.kind != ModelKind.SAVED_MODEL else 1
         batchers = {}
         for signature in model.backend.signatures:
 

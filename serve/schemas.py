@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -11,12 +12,38 @@ MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
 MAX_TEXT_CHARS = 20_000  # the defaults of the settings of the same names
 MAX_NEW_TOKENS = 1000
+# Seeds stay below 2**53: every JSON parser (JavaScript's included) reads them exactly, and the
+# per-chunk and per-choice offsets added to them stay far inside int64.
+MAX_SEED = 2**53 - 1
 
 
-class GenerateRequest(BaseModel):
+class StrictBody(BaseModel):
+    """A request body with strict types, as its schema says: no boolean for a number, no number for a
+    string, no unknown field. A number with a zero fraction (``3.0``) is accepted for an integer
+    field, as JSON Schema's ``integer`` includes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def integral_numbers_as_integers(cls, data):
+        if not isinstance(data, dict):
+            return data
+        integers = {
+            name
+            for name, field in cls.model_fields.items()
+            if int in (typing.get_args(field.annotation) or (field.annotation,))
+        }
+        return {
+            key: int(value) if key in integers and isinstance(value, float) and value.is_integer() else value
+            for key, value in data.items()
+        }
+
+
+class GenerateRequest(StrictBody):
     """A generation request with the default limits; ``request_models`` gives the server's own."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prompt": "the company said ", "seed": 1}]})
 
     prompt: str = Field("", max_length=MAX_TEXT_CHARS, description="text to continue (seq2seq: the problem)")
     max_new_tokens: int = Field(
@@ -25,7 +52,7 @@ class GenerateRequest(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
     top_k: int = Field(0, ge=0, le=100_000, description="sample among the k most likely; 0: off")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1: off")
-    seed: int | None = Field(None, ge=0, le=2**63 - 1, description="same seed, same text; none: random")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same text; none: random")
     stop: list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] = Field(
         default_factory=list,
         max_length=MAX_STOP_SEQUENCES,
@@ -44,10 +71,10 @@ class GenerateResponse(BaseModel):
     num_unknown: int = Field(0, description="prompt characters or words outside the vocabulary")
 
 
-class ScoreRequest(BaseModel):
+class ScoreRequest(StrictBody):
     """A scoring request with the default limits; ``request_models`` gives the server's own."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "the company said"}]})
 
     text: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS, description="the text to score")
 
@@ -124,15 +151,18 @@ class ModelInfo(BaseModel):
     level: str | None
     vocab_size: int | None
     signatures: list[str]
+    operations: list[str] = Field(
+        default_factory=list,
+        description="what the model can be asked: generate, generate_stream, score, completions, predict "
+        "(the others answer 404)",
+    )
     signature_inputs: dict[str, dict[str, TensorSpec]] = Field(
         default_factory=dict, description="each signature's inputs, for POST /v1/models/{name}/predict"
     )
     metrics: dict
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PredictRequest(StrictBody):
     signature_name: str = Field("serving_default", max_length=256)
     inputs: dict[str, Any] = Field(
         ..., description="each input of the signature as nested lists, first dimension the batch"
@@ -168,38 +198,49 @@ MAX_CHOICES = 8  # n
 MAX_LOGPROBS = 5  # the alternatives the exported signatures carry per token
 
 
-class CompletionRequest(BaseModel):
-    """POST /v1/completions with the default limits; ``completion_request_model`` gives the server's.
+def prompts_type(max_text_chars: int):
+    """A text of at most ``max_text_chars`` characters, or a list of 1 to ``MAX_PROMPTS`` texts that
+    share that limit (each at most ``max_text_chars // MAX_PROMPTS``), so that every schema-valid
+    request fits the body limit ``largest_request_bytes`` sets."""
+    text = Annotated[str, Field(max_length=max_text_chars)]
+    shared = Annotated[str, Field(max_length=max(1, max_text_chars // MAX_PROMPTS))]
+    return text | Annotated[list[shared], Field(min_length=1, max_length=MAX_PROMPTS)]
 
-    Strict types, as the schema says: no boolean for a number, no number for a string."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+Prompts = prompts_type(MAX_TEXT_CHARS)
+StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
+StopSequences = StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
+
+
+class CompletionRequest(StrictBody):
+    """POST /v1/completions with the default limits; ``completion_request_model`` gives the server's."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"model": "char_lm", "prompt": "the ", "seed": 1, "logprobs": 2},
+                {"model": "char_lm", "prompt": "the company", "max_tokens": 0, "echo": True, "logprobs": 1},
+            ]
+        }
+    )
 
     model: str = Field(..., max_length=64, description="a loaded language model's name (GET /v1/models)")
-    prompt: str | list[Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] = Field(
-        "", max_length=MAX_TEXT_CHARS, description="a text, or up to 16 texts"
+    prompt: Prompts = Field(
+        "", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"
     )
     max_tokens: int = Field(16, ge=0, le=MAX_NEW_TOKENS, description="0 with echo: score the prompt")
     temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=-1, le=100_000, description="extension (vLLM's): 0 or -1 is off")
-    seed: int | None = Field(None, ge=0, le=2**62, description="choice i is sampled with seed + i")
-    stop: str | list[Annotated[str, Field(max_length=MAX_STOP_CHARS)]] | None = Field(
-        None, max_length=MAX_STOP_CHARS, description="cut each completion before the first of these"
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="choice i of prompt p is sampled with seed + p * n + i"
     )
+    stop: StopSequences | None = Field(None, description="cut each completion before the first of these")
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="completions per prompt")
     stream: bool = False
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="alternatives per token")
     echo: bool = Field(False, description="prepend the prompt (and its logprobs) to each completion")
     user: str | None = Field(None, max_length=256, description="accepted and ignored")
-
-    @model_validator(mode="after")
-    def bounded_lists(self):
-        if isinstance(self.prompt, list) and not 1 <= len(self.prompt) <= MAX_PROMPTS:
-            raise ValueError(f"prompt: give 1 to {MAX_PROMPTS} texts")
-        if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
-            raise ValueError(f"stop: at most {MAX_STOP_SEQUENCES} sequences")
-        return self
 
 
 def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type[CompletionRequest]:
@@ -208,8 +249,8 @@ def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type[C
         "CompletionRequest",
         __base__=CompletionRequest,
         prompt=(
-            str | list[Annotated[str, Field(max_length=max_text_chars)]],
-            Field("", max_length=max_text_chars, description="a text, or up to 16 texts"),
+            prompts_type(max_text_chars),
+            Field("", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"),
         ),
         max_tokens=(int, Field(min(16, max_new_tokens), ge=0, le=max_new_tokens)),
     )

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from tf_zoneout.model_base import publish
 from tf_zoneout_serve.app import create_app
+from tf_zoneout_serve.local_server import LocalServer
 from tf_zoneout_serve.settings import Settings
 
 
@@ -55,6 +52,9 @@ def test_models_endpoint_describes_each_model(client):
     assert set(models) == set(SERVED)
     assert models[LM]["version"] == 1 and models[LM]["task"] == "char_ptb" and models[LM]["vocab_size"] == 50
     assert "test" in models[LM]["metrics"] and models[SEQ2SEQ]["kind"] == "seq2seq"
+    assert models[LM]["operations"] == ["generate", "generate_stream", "score", "completions", "predict"]
+    assert models[SEQ2SEQ]["operations"] == ["generate", "generate_stream", "predict"]
+    assert models[CLASSIFIER]["operations"] == ["predict"]
 
 
 def test_generate_is_reproducible_by_seed(client):
@@ -68,6 +68,11 @@ def test_generate_is_reproducible_by_seed(client):
     assert other["text"] != body["text"]
     unseeded = client.post(f"/v1/models/{LM}/generate", json={"prompt": "a", "max_new_tokens": 5}).json()
     assert isinstance(unseeded["seed"], int)
+    # JSON Schema's integer: 7.0 is the integer 7 (what some clients send), the same text
+    as_float = client.post(
+        f"/v1/models/{LM}/generate", json={**GENERATE, "seed": 7.0, "max_new_tokens": 30.0}
+    )
+    assert as_float.status_code == 200 and as_float.json()["text"] == body["text"]
 
 
 def test_generate_stops_at_a_stop_sequence(client):
@@ -137,7 +142,15 @@ def test_seq2seq_model_answers_generate(client, model_base):
         (f"/v1/models/{LM}/score", {}, 422, "text"),
         ("/v1/models/missing/generate", {"prompt": "a"}, 404, "no model named 'missing'"),
         ("/v1/models/..%2F..%2Fetc/score", {"text": "a"}, 404, ""),  # a path is never a model name
-        (f"/v1/models/{SEQ2SEQ}/score", {"text": "1+1"}, 400, "does not score"),
+        (f"/v1/models/{SEQ2SEQ}/score", {"text": "1+1"}, 404, "no score operation (it offers generate"),
+        (f"/v1/models/{CLASSIFIER}/generate", {"prompt": "1"}, 404, f"POST /v1/models/{CLASSIFIER}/predict"),
+        (f"/v1/models/{CLASSIFIER}/generate_stream", {}, 404, "is an image classifier: it has no"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "seed": False}, 422, "seed"),  # strict types
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "top_k": 2.5}, 422, "top_k"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "top_k": "2"}, 422, "top_k"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "seed": 2**53}, 422, "seed"),
+        (f"/v1/models/{LM}/generate", {"prompt": "a", "stop": [1]}, 422, "stop"),
+        (f"/v1/models/{LM}/score", {"text": 1}, 422, "text"),
     ],
 )
 def test_bad_input_gets_its_status_and_a_message(client, path, body, status, message):
@@ -233,7 +246,8 @@ def test_openapi_lists_every_status_each_endpoint_returns(client):
         "/v1/models/{name}/generate_stream",
         "/v1/models/{name}/score",
     ):
-        assert set(paths[path]["post"]["responses"]) == {"200", "400", "404", "413", "415", "422", "503"}
+        assert set(paths[path]["post"]["responses"]) == {"200", "404", "413", "415", "422", "503"}
+    assert "400" in paths["/v1/models/{name}/predict"]["post"]["responses"]
     invalid = paths["/v1/models/{name}/score"]["post"]["responses"]["422"]["content"]["application/json"]
     assert invalid["schema"]["$ref"].endswith("/ValidationErrorBody")
     assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
@@ -267,67 +281,11 @@ def test_grpc_backend_answers_like_the_in_process_one(client, model_base):
 # -- a real uvicorn process ---------------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``zoneout serve`` in a subprocess on a loopback port."""
-
-    def __init__(self, model_base, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environ = {**os.environ, **{f"ZONEOUT_{k.upper()}": str(v) for k, v in env.items()}}
-        argv = [
-            sys.executable,
-            "-m",
-            "tf_zoneout_train.cli",
-            "serve",
-            "--model-base",
-            str(model_base),
-            "--port",
-            str(self.port),
-        ]
-        self.process = subprocess.Popen(
-            argv, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.process.stdout.read()[-3000:]
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError("uvicorn did not become healthy")
-
-    def stop_and_read_log(self) -> str:
-        """``stop``, then everything the server printed."""
-        self.stop()
-        return self.process.stdout.read()
-
-    def stop(self):
-        """SIGTERM, then at most a minute for the graceful shutdown (the suite's other worker may be
-        loading both cores); a server that does not stop fails the test with the end of its log."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            log = self.process.communicate()[0]
-            raise AssertionError(
-                f"the server did not stop within 60 s of SIGTERM; its log ends:\n{log[-3000:]}"
-            ) from None
-
-
 @pytest.fixture(scope="module")
 def queued_server(model_base):
     """A server with a short queue: one model call at a time, one request per call; the queue
     holds the running request and two more (the overload and abandoned-request tests)."""
-    server = Server(model_base, max_queue=3, max_batch_size=1, model_concurrency=1, max_new_tokens=4096)
+    server = LocalServer(model_base, max_queue=3, max_batch_size=1, model_concurrency=1, max_new_tokens=4096)
     yield server
     server.stop()
 
@@ -351,7 +309,7 @@ def test_real_uvicorn_overload_gives_only_200_and_503(queued_server):
 def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
     base = tmp_path / "models"
     shutil.copytree(model_base, base)
-    server = Server(base, poll_seconds=0.2, max_queue=1000)
+    server = LocalServer(base, poll_seconds=0.2, max_queue=1000)
     stop = threading.Event()
     statuses, versions = [], set()
 
@@ -384,7 +342,7 @@ def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
 
 @pytest.fixture(scope="module")
 def live_server(model_base):
-    server = Server(model_base)
+    server = LocalServer(model_base)
     yield server
     server.stop()
 
@@ -534,8 +492,9 @@ def test_a_plain_savedmodel_is_served_through_predict_only(users_model_base):
         (served,) = answer.json()["outputs"].values()
         np.testing.assert_allclose(served, model(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
         refused = users_client.post("/v1/models/my_model/generate", json={"prompt": "a"})
-        assert refused.status_code == 400 and "/predict" in refused.json()["detail"]
-        assert users_client.post("/v1/models/my_model/score", json={"text": "a"}).status_code == 400
+        assert refused.status_code == 404 and "/predict" in refused.json()["detail"]
+        assert users_client.post("/v1/models/my_model/score", json={"text": "a"}).status_code == 404
+        assert info["operations"] == ["predict"]
 
 
 @pytest.mark.parametrize(
@@ -600,6 +559,9 @@ def test_echo_scoring_through_the_sdk_equals_score(openai_client, client):
         len(top) == 1 and max(top.values()) >= lp - 1e-6
         for top, lp in zip(choice.logprobs.top_logprobs, expected)
     )
+    nothing = openai_client.completions.create(model=LM, prompt=text, max_tokens=0)  # no echo: empty
+    assert nothing.choices[0].text == "" and nothing.choices[0].finish_reason == "length"
+    assert nothing.usage.completion_tokens == 0 and nothing.usage.prompt_tokens == len(text)
 
 
 def test_several_prompts_several_choices_stop_sequences_and_logprobs(openai_client):
@@ -634,9 +596,8 @@ def test_each_error_class_raises_the_sdks_typed_exception(openai_client):
 
     cases = [
         (openai.NotFoundError, {"model": "no_such_model", "prompt": "a"}, "model"),
-        (openai.BadRequestError, {"model": CLASSIFIER, "prompt": "a"}, "model"),
+        (openai.NotFoundError, {"model": CLASSIFIER, "prompt": "a"}, "model"),
         (openai.BadRequestError, {"model": LM, "prompt": "a", "max_tokens": -1}, "max_tokens"),
-        (openai.BadRequestError, {"model": LM, "prompt": "a", "max_tokens": 0}, "max_tokens"),
         (openai.BadRequestError, {"model": LM, "prompt": "a", "extra_body": {"seed": False}}, "seed"),
         (openai.BadRequestError, {"model": LM, "prompt": "a", "logprobs": 9}, "logprobs"),
     ]
@@ -701,7 +662,7 @@ def test_api_key_settings_refuse_an_unreadable_or_empty_key_file_without_showing
 
 def test_the_openai_sdk_with_and_without_the_right_key(model_base):
     openai = pytest.importorskip("openai")
-    server = Server(model_base, api_keys="sdk-key-1,sdk-key-2")
+    server = LocalServer(model_base, api_keys="sdk-key-1,sdk-key-2")
     try:
         url = f"{server.url}/v1"
         right = openai.OpenAI(base_url=url, api_key="sdk-key-2", max_retries=0, timeout=60)
@@ -713,7 +674,7 @@ def test_the_openai_sdk_with_and_without_the_right_key(model_base):
         with pytest.raises(openai.AuthenticationError):
             wrong.models.list()
     finally:
-        log = server.stop_and_read_log()
+        log = server.stop()
     assert "sdk-key" not in log and "not-a-key" not in log  # keys are never logged
 
 
@@ -723,7 +684,7 @@ def test_the_playground_asks_for_the_key_of_a_keyed_server(model_base):
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    server = Server(model_base, api_keys="browser-key")
+    server = LocalServer(model_base, api_keys="browser-key")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_zoneout import cc_loader, export_graph, sampling
-from tf_zoneout.model_base import METADATA_FILE
+from tf_zoneout.model_base import METADATA_FILE, ModelKind
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
@@ -367,7 +367,7 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
         module = LanguageModelModule(model, TextCodec(vocab_file, spec, list(vocabulary.tokens)))
         metadata = {
             **metadata,
-            "kind": "language_model",
+            "kind": ModelKind.LANGUAGE_MODEL.value,
             "level": spec.level,
             "vocab_size": len(vocabulary),
             "dataset": vocabulary.dataset,
@@ -378,12 +378,12 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
 def export_seq2seq(model, symbols, problem_len, answer_len, pad, go, directory, metadata: dict) -> Path:
     """Export a ``Seq2Seq`` model: ``serving_default`` problem -> answer."""
     module = Seq2SeqModule(model, symbols, problem_len, answer_len, pad, go)
-    metadata = {**metadata, "kind": "seq2seq", "vocab_size": len(symbols)}
+    metadata = {**metadata, "kind": ModelKind.SEQ2SEQ.value, "vocab_size": len(symbols)}
     return _save(module, directory, metadata)
 
 
 def export_classifier(model, permutation, directory, metadata: dict) -> Path:
     """Export a pixel-sequence ``SequenceClassifier``: ``serving_default`` pixels -> label."""
     module = ClassifierModule(model, permutation)
-    metadata = {**metadata, "kind": "classifier"}
+    metadata = {**metadata, "kind": ModelKind.CLASSIFIER.value}
     return _save(module, directory, metadata)

@@ -7,6 +7,7 @@ the newest complete version) and ``zoneout sample``/``score``. A version folder 
 
 from __future__ import annotations
 
+import enum
 import re
 import shutil
 import tempfile
@@ -15,6 +16,28 @@ from pathlib import Path
 from tf_zoneout import json_files
 
 METADATA_FILE = "metadata.json"
+
+
+class ModelKind(enum.StrEnum):
+    """What a version folder holds: ``metadata.json``'s ``kind``, or ``SAVED_MODEL`` without one."""
+
+    LANGUAGE_MODEL = "language_model"  # text in, text out: generate and score
+    SEQ2SEQ = "seq2seq"  # a problem string in, its answer out
+    CLASSIFIER = "classifier"  # pixel sequences in, a label out
+    SAVED_MODEL = "saved_model"  # no metadata.json (e.g. a user's own ``model.export()``)
+
+    @classmethod
+    def of(cls, metadata: dict) -> ModelKind:
+        """The kind recorded in ``metadata`` (``SAVED_MODEL`` for an empty one); ValueError for an
+        unknown kind."""
+        kind = metadata.get("kind", cls.SAVED_MODEL.value)
+        try:
+            return cls(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in cls)
+            raise ValueError(f"{METADATA_FILE}: unknown kind {kind!r} (known: {known})") from None
+
+
 SERVING_CONFIG_FILE = "models.config"
 BATCHING_PARAMETERS_FILE = "batching_parameters.txt"
 # TF Serving's --enable_batching parameters (its BatchingParameters text proto), chosen to batch as

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tf_zoneout.json_files import DamagedFileError
-from tf_zoneout.model_base import read_metadata, resolve_export
+from tf_zoneout.model_base import ModelKind, read_metadata, resolve_export
 
 
 def _load(path: Path, command: str):
@@ -37,12 +37,13 @@ def sample(args) -> int:
     if loaded is None:
         return 1
     model, metadata = loaded
-    if metadata.get("kind") == "seq2seq":
+    kind = metadata.get("kind")
+    if kind == ModelKind.SEQ2SEQ:
         answer = model.signatures["serving_default"](problem=tf.constant([args.prompt]))["answer"]
         print(answer.numpy()[0].decode())
         return 0
-    if metadata.get("kind") not in (None, "language_model"):
-        print(f"zoneout sample: error: a {metadata['kind']} export does not generate text", file=sys.stderr)
+    if kind not in (None, ModelKind.LANGUAGE_MODEL):
+        print(f"zoneout sample: error: a {kind} export does not generate text", file=sys.stderr)
         return 1
     out = model.signatures["serving_default"](
         prompt=tf.constant([args.prompt]),

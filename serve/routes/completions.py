@@ -22,6 +22,7 @@ from tf_zoneout_serve import completions, generation
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
 from tf_zoneout_serve.errors import ApiError, responses
 from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.schemas import CompletionResponse, completion_request_model
 
 
@@ -32,13 +33,7 @@ def _model_for(registry, body):
         raise ApiError(
             404, f"no model named {body.model!r} (models: {known})", "model_not_found", param="model"
         )
-    if model.kind != "language_model":
-        raise ApiError(
-            400,
-            f"model {model.name} is a {model.kind} model; completions need a language model",
-            "wrong_kind",
-            param="model",
-        )
+    require(model.name, model.kind, Operation.COMPLETIONS, param="model")
     return model
 
 
@@ -62,17 +57,11 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
         settings: SettingsDep,
         metrics: MetricsDep,
     ):
-        """Continue each prompt ``n`` times. ``echo`` prepends the prompt; ``max_tokens`` 0 with
-        ``echo`` and ``logprobs`` scores it (the same log-probabilities as ``/score``). Choice i of
-        prompt p is sampled with seed + p * n + i; log-probabilities are the model's, in nats."""
+        """Continue each prompt ``n`` times. ``echo`` prepends the prompt; ``max_tokens`` 0 generates
+        nothing (an empty completion), and with ``echo`` and ``logprobs`` scores the prompt (the same
+        log-probabilities as ``/score``). Choice i of prompt p is sampled with seed + p * n + i;
+        log-probabilities are the model's, in nats. A model that is not a language model answers 404."""
         model = _model_for(registry, body)
-        if body.max_tokens == 0 and not body.echo:
-            raise ApiError(
-                400,
-                "max_tokens 0 generates nothing: set echo to score the prompt",
-                "invalid",
-                param="max_tokens",
-            )
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
         base_seed = body.seed if body.seed is not None else generation.new_seed()

@@ -7,13 +7,18 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from tf_zoneout.model_base import ModelKind
 from tf_zoneout_serve import generation
-from tf_zoneout_serve.dependencies import MetricsDep, ModelDep, SettingsDep
+from tf_zoneout_serve.dependencies import MetricsDep, SettingsDep, model_offering
 from tf_zoneout_serve.errors import ApiError, ErrorBody, responses
 from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.registry import LoadedModel
 from tf_zoneout_serve.schemas import GenerateRequest, GenerateResponse, RequestModels, StreamChunk
 from tf_zoneout_serve.settings import Settings
+
+GeneratingModel = model_offering(Operation.GENERATE)
+StreamingModel = model_offering(Operation.GENERATE_STREAM)
 
 # One server-sent event: no event name and a chunk as data; ``event: done`` and the totals; or
 # ``event: error`` and the error. The data is JSON text.
@@ -38,17 +43,6 @@ STREAM_DESCRIPTION = (
     'Server-sent events: `data: {"text": chunk}` per chunk, then `event: done` with the totals '
     '(the generate response\'s fields), or `event: error` with `{"detail": ...}` if a later chunk fails.'
 )
-
-
-def check_generates(model: LoadedModel) -> None:
-    if model.kind not in ("language_model", "seq2seq"):
-        what = "an image classifier" if model.kind == "classifier" else "a plain SavedModel"
-        raise ApiError(
-            400,
-            f"model {model.name} is {what}; it does not generate text "
-            f"(use POST /v1/models/{model.name}/predict)",
-            "wrong_kind",
-        )
 
 
 async def answer(
@@ -82,15 +76,18 @@ def build_router(models: RequestModels) -> APIRouter:
     @router.post(
         "/v1/models/{name}/generate",
         response_model=GenerateResponse,
-        responses=responses(400, 404, 413, 415, 422, 503),
+        responses=responses(404, 413, 415, 422, 503),
     )
     async def generate(
-        model: ModelDep, body: generate_request, request: Request, settings: SettingsDep, metrics: MetricsDep
+        model: GeneratingModel,
+        body: generate_request,
+        request: Request,
+        settings: SettingsDep,
+        metrics: MetricsDep,
     ):
         """Continue ``prompt`` (seq2seq models: answer the problem in ``prompt``). An empty prompt, or one
         with no known token, continues from the start of a text."""
-        check_generates(model)
-        if model.kind == "seq2seq":
+        if model.kind == ModelKind.SEQ2SEQ:
             return await answer(model, body, request, settings)
         seed = body.seed if body.seed is not None else generation.new_seed()
         inputs = generation.generate_inputs(body.prompt, body, body.max_new_tokens, seed)
@@ -121,17 +118,20 @@ def build_router(models: RequestModels) -> APIRouter:
                 "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}},
                 "description": STREAM_DESCRIPTION,
             },
-            **responses(400, 404, 413, 415, 422, 503),
+            **responses(404, 413, 415, 422, 503),
         },
     )
     async def generate_stream(
-        model: ModelDep, body: generate_request, request: Request, settings: SettingsDep, metrics: MetricsDep
+        model: StreamingModel,
+        body: generate_request,
+        request: Request,
+        settings: SettingsDep,
+        metrics: MetricsDep,
     ):
         """The same as ``generate``, as server-sent events: ``{"text": chunk}`` per event, then an
         ``event: done`` with the totals. Chunk i is sampled with seed + i, continuing the text so far."""
-        check_generates(model)
         seed = body.seed if body.seed is not None else generation.new_seed()
-        if model.kind == "seq2seq":
+        if model.kind == ModelKind.SEQ2SEQ:
             first = await answer(model, body, request, settings)
         else:
             # The first chunk runs before the response starts, so overload is still a clean 503.

@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from tf_zoneout_serve import tensors
-from tf_zoneout_serve.dependencies import ModelDep, SettingsDep
+from tf_zoneout_serve.dependencies import SettingsDep, model_offering
 from tf_zoneout_serve.errors import ApiError, responses
 from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.schemas import PredictRequest, PredictResponse
+
+PredictingModel = model_offering(Operation.PREDICT)
 
 router = APIRouter()
 
@@ -18,7 +21,7 @@ router = APIRouter()
     response_model=PredictResponse,
     responses=responses(400, 404, 413, 415, 422, 503),
 )
-async def predict(model: ModelDep, body: PredictRequest, request: Request, settings: SettingsDep):
+async def predict(model: PredictingModel, body: PredictRequest, request: Request, settings: SettingsDep):
     """Run one signature on a batch, as TF Serving's REST ``predict`` (columnar ``inputs``): every
     model, including SavedModels without tf-zoneout metadata (a user's own ``model.export()``).
     ``GET /v1/models/{name}`` lists each signature's inputs with their dtypes and shapes; inputs

@@ -5,10 +5,13 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from tf_zoneout_serve import generation
-from tf_zoneout_serve.dependencies import ModelDep, SettingsDep
-from tf_zoneout_serve.errors import ApiError, responses
+from tf_zoneout_serve.dependencies import SettingsDep, model_offering
+from tf_zoneout_serve.errors import responses
 from tf_zoneout_serve.model_calls import run_signature
+from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.schemas import RequestModels, ScoreResponse
+
+ScoringModel = model_offering(Operation.SCORE)
 
 
 def build_router(models: RequestModels) -> APIRouter:
@@ -19,15 +22,13 @@ def build_router(models: RequestModels) -> APIRouter:
     @router.post(
         "/v1/models/{name}/score",
         response_model=ScoreResponse,
-        responses=responses(400, 404, 413, 415, 422, 503),
+        responses=responses(404, 413, 415, 422, 503),
     )
-    async def score(model: ModelDep, body: score_request, request: Request, settings: SettingsDep):
+    async def score(model: ScoringModel, body: score_request, request: Request, settings: SettingsDep):
         """Bits per token (per character for char models), perplexity and per-token surprisal.
 
         A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
         word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
-        if model.kind != "language_model" or "score" not in model.backend.signatures:
-            raise ApiError(400, f"model {model.name} ({model.kind}) does not score text", "wrong_kind")
         inputs = {"text": np.asarray([body.text.encode()], object)}
         outputs = await run_signature(model, "score", inputs, request, settings)
         return {
