@@ -291,3 +291,37 @@ def latest_weights(run_dir, tfds_dir):
     checkpoint = tf.train.Checkpoint(weights=list(model.variables))
     checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
     return [v.numpy() for v in model.variables]
+
+
+# -- multi-worker runs (two localhost workers) ----------------------------------------------------
+
+# As small as seq2seq goes: the tests are about the workers agreeing, not about learning.
+TINY_SEQ2SEQ = ["--units", "8", "--num-layers", "1", "--eval-examples", "16"]
+
+
+def multi_worker_processes(run_dir, flags=(), resume=False, workers=2):
+    """``zoneout train seq2seq --preset smoke --strategy multi_worker`` as ``workers`` localhost
+    processes sharing ``run_dir`` (worker 0 is the chief); returns their Popen objects (output
+    piped, text)."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    processes = []
+    for index in range(workers):
+        tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "CUDA_VISIBLE_DEVICES": ""}
+        argv = [sys.executable, "-m", "tf_zoneout_train.cli", "train", "seq2seq", "--preset", "smoke"]
+        argv += ["--strategy", "multi_worker", *TINY_SEQ2SEQ, *flags, "--run-dir", str(run_dir)]
+        argv += ["--resume"] if resume else []
+        processes.append(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    return processes

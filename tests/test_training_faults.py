@@ -13,10 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import latest_weights, shared_data_dir, train_argv
+from conftest import latest_weights, multi_worker_processes, shared_data_dir, train_argv
 
 from tf_zoneout_train import cli, tasks
 from tf_zoneout_train import config as config_lib
@@ -80,6 +81,49 @@ def test_sigterm_mid_epoch_checkpoints_and_resume_ends_with_the_uninterrupted_we
     assert [e["train_loss"] for e in metrics[0]] == pytest.approx(
         [e["train_loss"] for e in metrics[1]], abs=1e-6
     )
+
+
+def test_sigterm_to_one_worker_of_two_checkpoints_both_and_resume_ends_with_the_uninterrupted_weights(
+    tmp_path,
+):
+    flags = [
+        "--epochs",
+        "1",
+        "--train-examples",
+        "3200",
+        "--steps-per-epoch",
+        "200",
+        "--checkpoint-every",
+        "3",
+    ]
+    reference = multi_worker_processes(tmp_path / "reference", flags)  # alongside, uninterrupted
+    run_dir = tmp_path / "preempted"
+    workers = multi_worker_processes(run_dir, flags)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "ckpt-3.index").exists():  # the first periodic checkpoint
+        assert all(p.poll() is None for p in workers) and time.monotonic() < deadline
+        time.sleep(0.02)
+    workers[1].send_signal(signal.SIGTERM)  # to the non-chief: the chief learns it from the cluster
+    outputs = [p.communicate(timeout=300)[0] for p in workers]
+    for p, out in zip(workers, outputs):
+        assert p.returncode == 143, out[-3000:]
+        (line,) = [x for x in out.splitlines() if "stopped on SIGTERM to a worker" in x]
+        assert "every worker saved the exact position" in line and "--resume" in line
+        assert "Traceback" not in out
+    saved = line.split("(checkpoint ")[1].split(")")[0]  # the same step on every worker
+    assert (
+        all(saved in out for out in outputs) and (Path(saved).parent / (Path(saved).name + ".index")).exists()
+    )
+    assert int(saved.rsplit("-", 1)[1]) < 200 and not (run_dir / "export").exists()
+
+    resumed = multi_worker_processes(run_dir, resume=True)
+    for p in [*reference, *resumed]:
+        out = p.communicate(timeout=600)[0]
+        assert p.returncode == 0, out[-3000:]
+    reports = [json.loads((run_dir / "workers" / f"worker-{i}.json").read_text()) for i in range(2)]
+    assert reports[0]["weights_sha256"] == reports[1]["weights_sha256"]  # the workers agree
+    for a, b in zip(latest_weights(tmp_path / "reference", None), latest_weights(run_dir, None)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_the_first_signal_requests_a_stop_and_a_second_ctrl_c_stops_at_once():

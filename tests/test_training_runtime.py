@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import latest_weights, shared_data_dir, train_process
+from conftest import latest_weights, multi_worker_processes, shared_data_dir, train_process
 
 from tf_zoneout_train import cli, tasks
 from tf_zoneout_train import config as config_lib
@@ -36,6 +34,8 @@ from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
             "a tanh-RNN has no input gate",
         ),
         (["train", "char_ptb", "--share-mask", "maybe"], "--share-mask: 'maybe' is not a valid bool"),
+        (["train", "pmnist", "--cell", "bn_lstm", "--variational-input", "0.2"], "not variational_dropout"),
+        (["train", "word_ptb", "--variational-recurrent", "1.0"], "`variational_dropout` must be < 1"),
         (["train", "char_ptb", "--units"], "--units needs a value"),
     ],
 )
@@ -117,51 +117,9 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smo
 # -- distributed ----------------------------------------------------------------------------------
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_worker_multi_worker_mirrored_run_ends_with_identical_weights(tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "CUDA_VISIBLE_DEVICES": ""}
-        argv = [
-            sys.executable,
-            "-m",
-            "tf_zoneout_train.cli",
-            "train",
-            "seq2seq",
-            "--preset",
-            "smoke",
-            "--strategy",
-            "multi_worker",
-            # As small as seq2seq goes: the test is about the workers agreeing, not about learning.
-            "--units",
-            "8",
-            "--num-layers",
-            "1",
-            "--epochs",
-            "1",
-            "--train-examples",
-            "64",
-            "--eval-examples",
-            "16",
-            "--steps-per-epoch",
-            "2",
-            "--run-dir",
-            str(tmp_path / "run"),
-        ]
-        processes.append(
-            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        )
+    flags = ["--epochs", "1", "--train-examples", "64", "--steps-per-epoch", "2"]
+    processes = multi_worker_processes(tmp_path / "run", flags)
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     for p, out in zip(processes, outputs):
         assert p.returncode == 0, out[-3000:]

@@ -77,10 +77,17 @@ def read_every_tensor(prefix: str) -> int:
     return len(names)
 
 
-def restore_newest_valid(checkpoint: tf.train.Checkpoint, directory: Path, say=print) -> str | None:
+def restore_newest_valid(
+    checkpoint: tf.train.Checkpoint, directory: Path, say=print, set_damaged_aside: bool = True
+) -> str | None:
     """Restore ``checkpoint`` from the newest whole checkpoint in ``directory``; None if there is none.
 
-    Each damaged checkpoint is named in one line (through ``say``) and set aside.
+    Args:
+        say: prints the one line naming each damaged checkpoint.
+        set_damaged_aside: move each damaged checkpoint into ``damaged/`` and rewrite the state file
+            (the folder's one writer does); False only reads, and skips them (the other workers of a
+            multi-worker run, which pick the same checkpoint as the chief: one being moved away while
+            they read it fails to read, as it does for the chief).
 
     Raises:
         NoValidCheckpointError: there were checkpoints and every one was damaged.
@@ -93,14 +100,16 @@ def restore_newest_valid(checkpoint: tf.train.Checkpoint, directory: Path, say=p
             read_every_tensor(prefix)
         except Exception as error:  # what TensorFlow raises for a damaged file varies by damage
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            aside = set_aside(prefix)
             survivors.remove(prefix)
+            if not set_damaged_aside:
+                continue
+            aside = set_aside(prefix)
             say(f"checkpoint {prefix} is damaged ({reason[:200]}); moved to {aside}/, trying an older one")
             continue
         # Checkpoints of older versions of the loop may lack a variable added since (it keeps its
         # initial value), so only a match of something is required.
         checkpoint.restore(prefix).assert_nontrivial_match()
-        if len(survivors) < len(candidates):
+        if set_damaged_aside and len(survivors) < len(candidates):
             _rewrite_state(directory, prefix, survivors)
         return prefix
     if candidates:

@@ -8,7 +8,9 @@ strategy and leaves a run folder:
 Checkpoints (every ``checkpoint_every`` steps and after each epoch) hold the weights,
 the optimizer, the seed generators' states, the position in the data and the state
 carried between batches, so a resumed run continues exactly where it stopped. SIGTERM or SIGINT
-stops a single-process run at the next step with such a checkpoint (``StoppedBySignalError``); a resume
+stops a single-process run at the next step with such a checkpoint (``StoppedBySignalError``); in a
+multi-worker run a SIGTERM to any worker makes every worker save at the same step and stop
+(TensorFlow's ``PreemptionCheckpointHandler``; every worker restores the chief's checkpoint); a resume
 starts from the newest checkpoint that reads back whole (``checkpoint_recovery``); one trainer at a
 time works in a run folder (``RunLock``).
 """
@@ -32,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_zoneout_train import checkpoint_recovery, distribute, run_files
+from tf_zoneout_train import checkpoint_recovery, distribute, run_files, stop_signals
 from tf_zoneout_train.config import RESUMES_KEY, RunConfig
 from tf_zoneout_train.run_lock import RunLock
 from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
@@ -128,6 +130,8 @@ class Trainer:
         self.show_progress = show_progress and self.chief
         self._last_plot = time.monotonic()  # the first epoch's curve is drawn if it took long enough
         self._stop = None  # the StopSignals of a running ``run()``
+        self._preemption = None  # multi-worker runs: TensorFlow's PreemptionCheckpointHandler
+        self._stopped_at = ""  # where a preempted multi-worker run saved (its exit message)
         self._check_run_dir()
 
     def _check_run_dir(self):
@@ -281,10 +285,14 @@ class Trainer:
         run_files.write_json(path, {**fields, **({RESUMES_KEY: resumes} if resumes else {})})
 
     def _restore_for_resume(self):
-        if not self.chief:  # a worker's checkpoints are its own scratch copies: nothing to verify
-            self.manager.restore_or_initialize()
-            return
         directory = self.run_dir / "checkpoints"
+        if not self.chief:
+            # Every worker restores the chief's checkpoint (its own copies are scratch): the same
+            # newest whole one, read without moving anything (the chief sets damaged ones aside).
+            checkpoint_recovery.restore_newest_valid(
+                self.checkpoint, directory, say=lambda _: None, set_damaged_aside=False
+            )
+            return
         checkpoint_recovery.restore_newest_valid(self.checkpoint, directory)
         # The state file now lists only whole checkpoints: a new manager numbers and prunes from them.
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
@@ -306,6 +314,11 @@ class Trainer:
         if self.chief:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
+        if "TF_CONFIG" in os.environ:  # after the restore: the handler's step counter starts at 0
+            self._preemption, scratch = stop_signals.preemption_handler(
+                self.strategy, self._save_position, self._exit_preempted
+            )
+            self._worker_dirs.append(Path(scratch))
         writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) if self.chief else None
         stopped_early = False
         try:
@@ -412,6 +425,11 @@ class Trainer:
                 self.manager.save(checkpoint_number=step)
             if kill_at and step == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if self._preemption is not None:  # every worker, every step: they agree where to save
+                self._stopped_at = (
+                    f"at epoch {epoch + 1}, step {int(self.progress['step_in_epoch'])} of {num_batches}"
+                )
+                self._preemption.save_checkpoint_if_preempted(carry, step, loss_total, count_total)
             if self._stop_requested():
                 bar.close()
                 self._store_carry(carry)
@@ -460,6 +478,23 @@ class Trainer:
         self.progress["step_in_epoch"].assign(0)
         self.manager.save(checkpoint_number=int(self.progress["global_step"]))
         return record
+
+    def _save_position(self, carry, step: int, loss_sum: float, count: float) -> None:
+        """A multi-worker run's checkpoint after a SIGTERM (every worker, at the same step)."""
+        self._store_carry(carry)
+        self.progress["epoch_loss_sum"].assign(loss_sum)
+        self.progress["epoch_count"].assign(count)
+        self.manager.save(checkpoint_number=step)
+        self._stopped_at += f" (checkpoint {self.run_dir / 'checkpoints' / f'ckpt-{step}'})"
+
+    def _exit_preempted(self):
+        """What TensorFlow's handler calls once every worker saved: stop as a signalled run does."""
+        raise StoppedBySignalError(
+            f"stopped on SIGTERM to a worker {self._stopped_at}: every worker saved the exact position; "
+            f"continue by starting every worker again with: zoneout train {self.config.task} "
+            f"--run-dir {self.run_dir} --resume",
+            signal.SIGTERM,
+        )
 
     def _interrupt(self, where: str):
         """Raise ``StoppedBySignalError`` once the position is checkpointed (the caller saved it)."""
