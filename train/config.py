@@ -1,6 +1,6 @@
 """Run configuration: one flat dataclass, presets as plain data, ``--flag value`` overrides.
 
-Probabilities mean what DESIGN.md says: ``zoneout_*`` are probabilities of KEEPING
+Probabilities: ``zoneout_*`` are probabilities of KEEPING
 the previous value; every dropout-like field (``dropout``, ``input_gate_dropout``,
 ``variational_*``) is a probability of DROPPING.
 """
@@ -50,7 +50,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class RunConfig:
-    """Everything a run depends on. See README "Training" for each field."""
+    """Everything a run depends on. See docs/guide/training.md for each field."""
 
     task: str = "char_ptb"
     preset: str = "cpu"
@@ -147,7 +147,7 @@ def used_fields(config: RunConfig) -> list[str]:
 
 # Presets: per task a "base" (what every preset of the task shares) and each preset's differences
 # from it. resolve() applies RunConfig defaults <- base <- preset <- --flags.
-# Section numbers cite the paper (arXiv 1606.01305); ../shared/docs/PAPER.md has the quotes.
+# Section numbers cite the paper (arXiv 1606.01305, ICLR 2017 version).
 _SMOKE = dict(epochs=2, steps_per_epoch=5, eval_batches=3, checkpoint_every=4, log_every=2)
 _ZAREMBA = dict(  # Zaremba et al. (2014): contiguous rows, SGD, uniform init, summed-over-time loss
     num_layers=2,
@@ -475,9 +475,8 @@ def validate(config: RunConfig) -> RunConfig:
     for name in _NON_NEGATIVE:
         if getattr(config, name) < 0:
             raise ConfigError(f"{name}={getattr(config, name)} must be >= 0")
-    spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)} & set(_FIELDS) - {"jit_compile"}
     try:
-        check_spec(RecurrentSpec(**{name: getattr(config, name) for name in spec_fields}))
+        check_spec(recurrent_spec(config))
     except ValueError as error:
         raise ConfigError(str(error)) from None
     if config.loss_reduction == "sum_over_time" and config.task not in LM_TASKS:
@@ -492,6 +491,22 @@ def validate(config: RunConfig) -> RunConfig:
     if config.seq2seq_task == "addition" and config.max_level > 5:
         raise ConfigError("the addition task pads numbers to at most 5 digits: --max-level must be <= 5")
     return config
+
+
+def recurrent_spec(
+    config: RunConfig, max_timesteps: int = 1000, jit_compile: bool | str = "auto"
+) -> RecurrentSpec:
+    """The recurrent layers' description from a run configuration: the one configuration-to-layer
+    mapping (fields of the same name, and the two variational fields as one pair). The run's own
+    ``jit_compile`` is about the whole training step, not the layers, so it is not passed on."""
+    spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)}
+    shared = spec_fields & {f.name for f in dataclasses.fields(RunConfig)} - {"jit_compile"}
+    return RecurrentSpec(
+        **{name: getattr(config, name) for name in shared},
+        variational_dropout=(config.variational_input, config.variational_recurrent),
+        max_timesteps=max_timesteps,
+        jit_compile=jit_compile,
+    )
 
 
 def resolve(task: str, preset: str = "cpu", overrides: dict | None = None) -> RunConfig:

@@ -8,6 +8,7 @@ import keras
 
 from tf_zoneout.batchnorm import RecurrentBatchNormLSTM
 from tf_zoneout.layers import ZoneoutGRU, ZoneoutLSTM, ZoneoutSimpleRNN
+from tf_zoneout.regularizers import check_variational
 
 CELL_TYPES = ("lstm", "gru", "rnn", "bn_lstm")
 INITIALIZATIONS = ("orthogonal", "uniform", "glorot")
@@ -15,7 +16,8 @@ INITIALIZATIONS = ("orthogonal", "uniform", "glorot")
 
 @dataclasses.dataclass(frozen=True)
 class RecurrentSpec:
-    """What a recurrent layer is; probabilities as in DESIGN.md (zoneout z = keep probability).
+    """What a recurrent layer is; zoneout rates are probabilities of KEEPING the previous value,
+    dropout-like rates probabilities of dropping.
 
     ``zoneout_cells`` applies to the LSTM's c; ``zoneout_states`` to h (the only state
     of GRU and tanh-RNN). ``variational_dropout`` is (input, recurrent) drop probabilities.
@@ -63,6 +65,23 @@ def check_spec(spec: RecurrentSpec) -> RecurrentSpec:
         raise ValueError("output_gate_zoneout reuses the input-gate dropout mask: set input_gate_dropout too")
     if spec.cell == "rnn" and spec.input_gate_dropout:
         raise ValueError("input_gate_dropout applies to lstm and gru (a tanh-RNN has no input gate)")
+    check_variational(spec.variational_dropout)
+    if spec.cell == "bn_lstm":
+        baselines = {
+            "input_gate_dropout": spec.input_gate_dropout,
+            "output_gate_zoneout": spec.output_gate_zoneout,
+            "weight_noise": spec.weight_noise,
+            "norm_stabilizer": spec.norm_stabilizer,
+            "stochastic_depth": spec.stochastic_depth,
+            "variational_dropout": any(spec.variational_dropout),
+            "static_mask": spec.static_mask,
+        }
+        given = [name for name, value in baselines.items() if value]
+        if given:
+            raise ValueError(
+                f"the batch-normalized LSTM (cell bn_lstm) takes zoneout only, not {', '.join(given)}: "
+                "use cell lstm for the baselines"
+            )
     return spec
 
 

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
-from tf_zoneout.models.recurrent import RecurrentSpec
-from tf_zoneout_train.config import RunConfig
+from tf_zoneout_train.config import RunConfig, recurrent_spec
 
-
-def recurrent_spec(
-    config: RunConfig, max_timesteps: int = 1000, jit_compile: bool | str = "auto"
-) -> RecurrentSpec:
-    """The recurrent layers' description from a run configuration (fields of the same name)."""
-    spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)}
-    # The run's own jit_compile is about the whole training step, not the layers.
-    shared = spec_fields & {f.name for f in dataclasses.fields(RunConfig)} - {"jit_compile"}
-    return RecurrentSpec(
-        **{name: getattr(config, name) for name in shared},
-        variational_dropout=(config.variational_input, config.variational_recurrent),
-        max_timesteps=max_timesteps,
-        jit_compile=jit_compile,
-    )
+__all__ = ["Task", "recurrent_spec"]  # recurrent_spec's home is config; the tasks import it from here too
 
 
 class Task:
