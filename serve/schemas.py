@@ -40,15 +40,35 @@ class StrictBody(BaseModel):
         }
 
 
-class GenerateRequest(StrictBody):
-    """A generation request with the default limits; ``request_models`` gives the server's own."""
+def generate_limits(max_text_chars: int, max_new_tokens: int) -> dict:
+    """The fields of a generation request that depend on the server's limits (their one home)."""
+    return {
+        "prompt": (
+            str,
+            Field("", max_length=max_text_chars, description="text to continue (seq2seq: the problem)"),
+        ),
+        "max_new_tokens": (
+            int,
+            Field(
+                min(100, max_new_tokens),
+                ge=1,
+                le=max_new_tokens,
+                description="tokens (characters for char models) to add",
+            ),
+        ),
+    }
 
+
+def score_limits(max_text_chars: int) -> dict:
+    """The field of a scoring request that depends on the server's limits."""
+    return {
+        "text": (str, Field(..., min_length=1, max_length=max_text_chars, description="the text to score"))
+    }
+
+
+class _GenerateFields(StrictBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"prompt": "the company said ", "seed": 1}]})
 
-    prompt: str = Field("", max_length=MAX_TEXT_CHARS, description="text to continue (seq2seq: the problem)")
-    max_new_tokens: int = Field(
-        100, ge=1, le=MAX_NEW_TOKENS, description="tokens (characters for char models) to add"
-    )
     temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
     top_k: int = Field(0, ge=0, le=100_000, description="sample among the k most likely; 0: off")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass; 1: off")
@@ -58,6 +78,15 @@ class GenerateRequest(StrictBody):
         max_length=MAX_STOP_SEQUENCES,
         description="cut the text before the first of these",
     )
+
+
+# The request bodies with the default limits; ``request_models`` gives the server's own.
+GenerateRequest = create_model(
+    "GenerateRequest",
+    __base__=_GenerateFields,
+    __doc__="A generation request: prompt, max_new_tokens, sampling, seed, stop sequences.",
+    **generate_limits(MAX_TEXT_CHARS, MAX_NEW_TOKENS),
+)
 
 
 class GenerateResponse(BaseModel):
@@ -71,43 +100,26 @@ class GenerateResponse(BaseModel):
     num_unknown: int = Field(0, description="prompt characters or words outside the vocabulary")
 
 
-class ScoreRequest(StrictBody):
-    """A scoring request with the default limits; ``request_models`` gives the server's own."""
-
+class _ScoreFields(StrictBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"text": "the company said"}]})
 
-    text: str = Field(..., min_length=1, max_length=MAX_TEXT_CHARS, description="the text to score")
+
+ScoreRequest = create_model(
+    "ScoreRequest", __base__=_ScoreFields, __doc__="A text to score.", **score_limits(MAX_TEXT_CHARS)
+)
 
 
 class RequestModels(NamedTuple):
-    generate: type[GenerateRequest]
-    score: type[ScoreRequest]
+    generate: type
+    score: type
 
 
 def request_models(max_text_chars: int, max_new_tokens: int) -> RequestModels:
     """The request bodies with this server's limits (same names in OpenAPI as the defaults)."""
     generate = create_model(
-        "GenerateRequest",
-        __base__=GenerateRequest,
-        prompt=(
-            str,
-            Field("", max_length=max_text_chars, description="text to continue (seq2seq: the problem)"),
-        ),
-        max_new_tokens=(
-            int,
-            Field(
-                min(100, max_new_tokens),
-                ge=1,
-                le=max_new_tokens,
-                description="tokens (characters for char models) to add",
-            ),
-        ),
+        "GenerateRequest", __base__=GenerateRequest, **generate_limits(max_text_chars, max_new_tokens)
     )
-    score = create_model(
-        "ScoreRequest",
-        __base__=ScoreRequest,
-        text=(str, Field(..., min_length=1, max_length=max_text_chars, description="the text to score")),
-    )
+    score = create_model("ScoreRequest", __base__=ScoreRequest, **score_limits(max_text_chars))
     return RequestModels(generate, score)
 
 
@@ -207,13 +219,31 @@ def prompts_type(max_text_chars: int):
     return text | Annotated[list[shared], Field(min_length=1, max_length=MAX_PROMPTS)]
 
 
-Prompts = prompts_type(MAX_TEXT_CHARS)
 StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
 StopSequences = StopSequence | Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
 
 
-class CompletionRequest(StrictBody):
-    """POST /v1/completions with the default limits; ``completion_request_model`` gives the server's."""
+def completion_limits(max_text_chars: int, max_new_tokens: int) -> dict:
+    """The fields of a completions request that depend on the server's limits (their one home)."""
+    return {
+        "prompt": (
+            prompts_type(max_text_chars),
+            Field("", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"),
+        ),
+        "max_tokens": (
+            int,
+            Field(
+                min(16, max_new_tokens),
+                ge=0,
+                le=max_new_tokens,
+                description="0: nothing generated (with echo and logprobs: the prompt scored)",
+            ),
+        ),
+    }
+
+
+class _CompletionFields(StrictBody):
+    """POST /v1/completions: OpenAI's fields as vLLM takes them, less the limit-dependent ones."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -225,10 +255,6 @@ class CompletionRequest(StrictBody):
     )
 
     model: str = Field(..., max_length=64, description="a loaded language model's name (GET /v1/models)")
-    prompt: Prompts = Field(
-        "", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"
-    )
-    max_tokens: int = Field(16, ge=0, le=MAX_NEW_TOKENS, description="0 with echo: score the prompt")
     temperature: float = Field(1.0, ge=0.0, le=10.0, description="0: greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=-1, le=100_000, description="extension (vLLM's): 0 or -1 is off")
@@ -243,16 +269,18 @@ class CompletionRequest(StrictBody):
     user: str | None = Field(None, max_length=256, description="accepted and ignored")
 
 
-def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type[CompletionRequest]:
+CompletionRequest = create_model(
+    "CompletionRequest",
+    __base__=_CompletionFields,
+    __doc__="POST /v1/completions with the default limits; completion_request_model gives the server's.",
+    **completion_limits(MAX_TEXT_CHARS, MAX_NEW_TOKENS),
+)
+
+
+def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type:
     """CompletionRequest with this server's limits (the same name in OpenAPI)."""
     return create_model(
-        "CompletionRequest",
-        __base__=CompletionRequest,
-        prompt=(
-            prompts_type(max_text_chars),
-            Field("", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"),
-        ),
-        max_tokens=(int, Field(min(16, max_new_tokens), ge=0, le=max_new_tokens)),
+        "CompletionRequest", __base__=CompletionRequest, **completion_limits(max_text_chars, max_new_tokens)
     )
 
 
