@@ -10,7 +10,7 @@ ifneq ($(DATA_DIR),)
 export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 
-.PHONY: install test lint bench demo clean check-core-install check-tf-serving-tensorflow
+.PHONY: install test lint docs docs-serve bench demo clean check-core-install check-tf-serving-tensorflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,7 @@ install: $(STAMP)
 # are built at most once per worker).
 test: install
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest -q -n auto --dist worksteal --durations=15
 
 # `pip install tf-zoneout` without extras, in a fresh venv: only tensorflow/keras/numpy, a ZoneoutLSTM
@@ -42,6 +43,14 @@ check-tf-serving-tensorflow: install
 lint: install
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
+
+# The docs site (mkdocs-material; the API reference from the docstrings) into site/; --strict: a broken
+# link or reference fails. `make docs-serve` previews it on http://127.0.0.1:8001/ as you edit.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 bench: install
 	$(BIN)/python -m bench.rnn_speed --out auto
@@ -64,4 +73,4 @@ demo: install
 	$(BIN)/zoneout serve --model-base $(MODEL_BASE) --port $(PORT)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info site

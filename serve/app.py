@@ -18,6 +18,7 @@ import time
 
 from fastapi import Depends, FastAPI, Request
 
+from tf_zoneout import __version__
 from tf_zoneout_serve.auth import ApiKeys, require_api_key
 from tf_zoneout_serve.errors import install_error_handlers, responses
 from tf_zoneout_serve.limits import RequestGuard
@@ -52,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="tf-zoneout service",
         description="Generate and score text with zoneout RNNs exported by `zoneout train`.",
-        version="0.2.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.settings, app.state.metrics = settings, metrics

@@ -10,7 +10,7 @@ from tf_zoneout.layers import ZoneoutGRU, ZoneoutLSTM, ZoneoutSimpleRNN
 from tf_zoneout.wrapper import ZoneoutWrapper
 from tf_zoneout.zoneout import zoneout
 
-__version__ = "0.2.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml and the service read it)
 
 __all__ = [
     "RecurrentBatchNormLSTM",
