@@ -1,4 +1,5 @@
-"""SavedModel exports with text-in/text-out signatures (DESIGN.md section 8).
+"""SavedModel exports with text-in/text-out signatures (each signature's inputs and outputs are
+listed in docs/guide/export.md).
 
 - ``export_language_model``: ``serving_default`` generates (prompt, max_new_tokens,
   temperature, top_k, top_p, seed -> text, logprob, num_tokens) and ``score`` scores

@@ -8,8 +8,8 @@ BPTT and the same in-loop masks (so the same outputs and gradients):
 - ``"graph"``: the same loops as TensorFlow graphs. More per-op overhead, but the matmuls
   run on TensorFlow's oneDNN kernels.
 
-Which one is faster depends on the processor and the shapes (PERF.md: on an AMD EPYC
-with AVX2 the XLA loop wins clearly; on an Intel Xeon with AVX-512/AMX oneDNN's GEMM is
+Which one is faster depends on the processor and the shapes (docs/BENCHMARKS.md: on an AMD
+EPYC with AVX2 the XLA loop wins clearly; on an Intel Xeon with AVX-512/AMX oneDNN's GEMM is
 much faster than XLA's at these shapes). So a layer built with ``jit_compile="auto"``
 (the default) times both on the machine it runs on, once per (layer configuration,
 batch size, dtype, training or inference), and remembers the winner in memory and in

@@ -24,7 +24,7 @@ _FILES = {
         )
     ],
 }
-# Token counts (one end-of-line per line) from SOURCES.md, checked by `verify`.
+# Token counts of the distributed files (one end-of-line per line), checked by `verify`.
 EXPECTED_TOKENS = {
     "ptb/ptb.train.txt": 929_589,
     "ptb/ptb.valid.txt": 73_760,

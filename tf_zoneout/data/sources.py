@@ -60,8 +60,8 @@ def _mnist(name: str, sha256: str, size: int) -> SourceFile:
     return SourceFile(f"mnist/{name}", sha256, size, f"{MNIST_URL}{name}.gz")
 
 
-# Raw sha256 and sizes from shared/data/SOURCES.md (verified there against
-# independent copies); text8's md5 is a public loader's, not verified here.
+# Raw sha256 and sizes of the files as distributed (Mikolov's PTB archive, MNIST), each verified
+# against independent copies; text8's md5 is a public loader's, not verified here.
 FILES: dict[str, SourceFile] = {
     f.path: f
     for f in (

@@ -4,7 +4,7 @@ The cell-specific math lives in small "step" objects (lstm.py, gru.py,
 simple_rnn.py); this module runs any of them over a sequence, applies zoneout
 to every state, and provides the backward pass.
 
-Why it is shaped this way (measured on 2-core CPUs, see PERF.md):
+Why it is shaped this way (measured on 2-core CPUs; figures in docs/BENCHMARKS.md):
 - The input projection x @ W is hoisted out of the loop by the caller, so the loop
   only does h @ U per step.
 - Per-step tensors are read and written through TensorArrays: slicing a captured

@@ -4,7 +4,7 @@ W starts near -I and is trained so that h_T (T = seq_len, 10) equals h_0 = x. Wi
 zoneout, W = -I already solves it (ten sign flips cancel); with zoneout, a unit may
 skip any step, so only a W that keeps each unit's meaning (W near +I) works.
 
-Measured (README): keep probability 0.9 (an update probability of 0.1, which is what
+Measured (docs/RESULTS.md): keep probability 0.9 (an update probability of 0.1, which is what
 the original code's "zoneout 0.1" meant there) learns W = +I; keep probability 0.1
 stays on the flat plateau between -I and +I.
 """
