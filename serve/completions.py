@@ -78,22 +78,65 @@ def choice(
     result["finish_reason"] = "stop" if stopped else "length"
     completion_tokens = made["count"] if made is not None else 0
     if logprobs is not None:
-        parts = [p for p in (prompt_pieces, made) if p is not None]
-        tokens, token_logprobs, top, offsets = [], [], [], []
-        for part, start in zip(parts, [0, len(head)] if prompt_pieces is not None else [len(head)]):
-            count = part["count"]
-            part_tokens = part["tokens"][:count]
-            offsets += token_offsets(text, part_tokens, start)
-            tokens += part_tokens
-            token_logprobs += part["token_logprobs"][:count]
-            top += _top(part["top_tokens"], part["top_logprobs"], count, logprobs) if logprobs else []
-        result["logprobs"] = {
-            "tokens": tokens,
-            "token_logprobs": token_logprobs,
-            "top_logprobs": top if logprobs else None,
-            "text_offset": offsets,
-        }
+        parts = [(prompt_pieces, 0), (made, len(head))]
+        result["logprobs"] = logprob_fields(text, [(p, at) for p, at in parts if p is not None], logprobs)
     return result, completion_tokens
+
+
+def logprob_fields(text: str, parts: list[tuple[dict, int]], logprobs: int) -> dict:
+    """OpenAI's ``logprobs`` of ``text`` from ``pieces`` (each with where its tokens begin in
+    ``text``): tokens, their log-probabilities, the ``logprobs`` likeliest alternatives of each, and
+    each token's character offset."""
+    tokens, token_logprobs, top, offsets = [], [], [], []
+    for part, start in parts:
+        count = part["count"]
+        part_tokens = part["tokens"][:count]
+        offsets += token_offsets(text, part_tokens, start)
+        tokens += part_tokens
+        token_logprobs += part["token_logprobs"][:count]
+        top += _top(part["top_tokens"], part["top_logprobs"], count, logprobs) if logprobs else []
+    return {
+        "tokens": tokens,
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top if logprobs else None,
+        "text_offset": offsets,
+    }
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of a streamed choice's ``chunk``-th model call: ``seed`` for the first (so a stream
+    that fits one chunk equals the non-streamed completion), then a mix of (seed, chunk) that no
+    other choice's seed + small offset reaches."""
+    if chunk == 0:
+        return seed
+    mixed = (seed * 0x9E3779B97F4A7C15 + chunk * 0xBF58476D1CE4E5B9) % 2**64
+    return (mixed ^ (mixed >> 31)) % 2**63
+
+
+def streamed_piece(
+    index: int, head: str, before: str, outputs: dict, stop: list[str], logprobs: int | None
+) -> tuple[dict, str, int, bool]:
+    """The next piece of streamed choice ``index`` from one model call's ``outputs``.
+
+    Args:
+        head: the echoed prompt ("" without echo); before: the completion streamed so far.
+
+    Returns:
+        (the choice as one streamed event carries it: the new text, its tokens' log-probabilities
+        with offsets in the whole choice's text; the completion so far after it; the tokens it adds;
+        whether a stop sequence ended it).
+    """
+    chunk = outputs["text"][0].decode("utf-8", "replace")
+    kept, stopped = cut_at_stop(before + chunk, stop)
+    kept = kept if len(kept) >= len(before) else before  # a stop begun in sent text: that text stands
+    new_text = kept[len(before) :]
+    made = pieces(outputs, int(outputs["num_tokens"][0]))
+    if stopped:  # keep the tokens that begin before the cut
+        made["count"] = sum(1 for o in token_offsets(chunk, made["tokens"]) if o < len(new_text))
+    delta = {"text": new_text, "index": index, "logprobs": None, "finish_reason": None}
+    if logprobs is not None:
+        delta["logprobs"] = logprob_fields(head + kept, [(made, len(head) + len(before))], logprobs)
+    return delta, kept, made["count"], stopped
 
 
 def score_pieces(outputs: dict) -> dict:

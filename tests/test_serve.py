@@ -546,6 +546,36 @@ def test_the_openai_sdk_completes_reproducibly_and_streams_the_same_text(openai_
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+def test_a_long_completion_streams_piece_by_piece_with_its_logprobs(openai_client):
+    # 40 characters in pieces of ZONEOUT_STREAM_CHUNK_TOKENS (16): three model calls per choice.
+    events = openai_client.completions.create(
+        model=LM, prompt="the ", max_tokens=40, seed=5, n=2, logprobs=1, echo=True, stream=True
+    )
+    by_choice: dict[int, list] = {0: [], 1: []}
+    for event in events:
+        (choice,) = event.choices
+        by_choice[choice.index].append(choice)
+    texts = []
+    for pieces in by_choice.values():
+        echoed, generated = pieces[0], pieces[1:]
+        assert echoed.text == "the " and echoed.logprobs.tokens == list("the ")  # the prompt first
+        assert len(generated) >= 3 and [p.finish_reason for p in pieces][-1] == "length"
+        assert all(p.finish_reason is None for p in pieces[:-1])
+        text = "".join(p.text for p in generated)
+        offsets = [o for p in generated for o in p.logprobs.text_offset]
+        assert len(text) == 40 and offsets == list(range(4, 44))  # offsets in the whole choice's text
+        assert all(len(top) == 1 for p in generated for top in p.logprobs.top_logprobs)
+        texts.append(text)
+    assert texts[0] != texts[1]
+    # A stop sequence the first piece holds (the first piece is the non-streamed text's start).
+    whole = openai_client.completions.create(model=LM, prompt="the ", max_tokens=16, seed=5).choices[0].text
+    stop = whole[10]
+    request = dict(model=LM, prompt="the ", max_tokens=60, seed=5, stop=stop, stream=True)
+    stopped = list(openai_client.completions.create(**request))
+    assert "".join(e.choices[0].text for e in stopped) == whole[: whole.index(stop)]
+    assert stopped[-1].choices[0].finish_reason == "stop"
+
+
 def test_echo_scoring_through_the_sdk_equals_score(openai_client, client):
     text = "the company said"
     echoed = openai_client.completions.create(model=LM, prompt=text, max_tokens=0, echo=True, logprobs=1)
