@@ -259,24 +259,27 @@ def model_base(tmp_path_factory, smoke_run):
 # -- training processes (kill/resume and fault tests) --------------------------------------------
 
 
-def train_argv(run_dir, tfds_dir, resume=False, flags=()) -> list[str]:
-    """``zoneout train word_ptb --preset smoke`` in ``run_dir``, on the session's prepared data."""
+def train_argv(run_dir, tfds_dir, resume=False, flags=(), kill_at_step=None) -> list[str]:
+    """``zoneout train word_ptb --preset smoke`` in ``run_dir``, on the session's prepared data;
+    ``kill_at_step``: SIGKILLed as the step after that one begins (tests/kill_at_step.py)."""
     import sys
 
-    argv = [sys.executable, "-m", "tf_zoneout_train.cli", "train", "word_ptb", "--preset", "smoke"]
+    command = ["-m", "tf_zoneout_train.cli"]
+    if kill_at_step is not None:
+        command = [str(Path(__file__).parent / "kill_at_step.py"), str(kill_at_step)]
+    argv = [sys.executable, *command, "train", "word_ptb", "--preset", "smoke"]
     # --tfds-dir: the session's prepared data, not a second copy in ~/tensorflow_datasets.
     argv += ["--run-dir", str(run_dir), "--tfds-dir", tfds_dir, *(["--resume"] if resume else []), *flags]
     return argv
 
 
-def train_process(run_dir, tfds_dir, extra_env=None, resume=False, flags=()):
+def train_process(run_dir, tfds_dir, extra_env=None, resume=False, flags=(), kill_at_step=None):
     """Run ``train_argv`` to its end in a subprocess; returns the CompletedProcess."""
     import subprocess
 
     env = {**os.environ, **(extra_env or {})}
-    return subprocess.run(
-        train_argv(run_dir, tfds_dir, resume, flags), env=env, capture_output=True, text=True
-    )
+    argv = train_argv(run_dir, tfds_dir, resume, flags, kill_at_step)
+    return subprocess.run(argv, env=env, capture_output=True, text=True)
 
 
 def latest_weights(run_dir, tfds_dir):

@@ -97,7 +97,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path, capsys, smo
     # The uninterrupted reference is the session's shared word_ptb smoke run (same preset).
     # Only the killed run needs a process of its own; the resumed one runs here.
     _, straight, _ = smoke_run("word_ptb", with_trainer=False)
-    killed = train_process(tmp_path / "killed", tfds_dir, {"ZONEOUT_TEST_KILL_AT_STEP": "7"})
+    killed = train_process(tmp_path / "killed", tfds_dir, kill_at_step=7)
     assert killed.returncode == -9  # SIGKILL: mid-epoch 2, three steps after the last checkpoint
     assert not (tmp_path / "killed" / "export").exists()
     resumed = Trainer(

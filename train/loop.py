@@ -18,6 +18,7 @@ time works in a run folder (``RunLock``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -39,7 +40,6 @@ from tf_zoneout_train.config import RESUMES_KEY, RunConfig
 from tf_zoneout_train.run_lock import RunLock
 from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
 
-_KILL_AT_STEP = "ZONEOUT_TEST_KILL_AT_STEP"  # tests: SIGKILL self after this global step
 # The learning curve is redrawn after an epoch only if the last drawing is this old (and always at
 # the end of the run): drawing it takes 0.4-1 s, which runs of many short epochs paid every epoch.
 PLOT_EVERY_SECONDS = 30.0
@@ -106,6 +106,30 @@ def weights_digest(model) -> str:
     for w in model.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
     return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class EpochTotals:
+    """The running epoch's loss sum, token count and steps run in this process."""
+
+    loss: float = 0.0
+    count: float = 0.0
+    steps: int = 0
+
+    @classmethod
+    def resumed(cls, progress: dict) -> EpochTotals:
+        """The totals a checkpoint holds (a run resumed mid-epoch reports the whole epoch's mean)."""
+        return cls(float(progress["epoch_loss_sum"]), float(progress["epoch_count"]))
+
+    def add(self, loss_sum: float, count: float) -> None:
+        self.loss += loss_sum
+        self.count += count
+        self.steps += 1
+
+    def store(self, progress: dict) -> None:
+        """Into the checkpointed variables, before a save."""
+        progress["epoch_loss_sum"].assign(self.loss)
+        progress["epoch_count"].assign(self.count)
 
 
 class Trainer:
@@ -220,7 +244,7 @@ class Trainer:
 
         # autograph=False: the step has no tensor-dependent Python control flow, and converting the
         # model's code took 1.5-2 s per run.
-        @tf.function(jit_compile=config.jit_compile and replicas == 1, autograph=False)
+        @tf.function(jit_compile=config.jit_compile_step and replicas == 1, autograph=False)
         def train_step(batch, carry):
             loss_sum, count, new_carry, norm = self.strategy.run(replica_step, args=(batch, carry))
             reduce = self.strategy.reduce
@@ -341,17 +365,59 @@ class Trainer:
         return final
 
     def _train_epoch(self, epoch: int, history: list[dict], writer) -> dict:
-        config, task = self.config, self.task
+        """One epoch (or the rest of one, when resumed mid-epoch): its steps, then validation."""
+        self._set_epoch_learning_rate(epoch, history)
+        batches, num_batches, start_step = self._epoch_batches(epoch)
+        carry = self._distribute_carry(
+            [v.numpy() for v in self.carry_store]
+            if start_step
+            else self.task.initial_carry(self.config.batch_size)
+        )
+        # The epoch's loss sum and token count: Python floats on the hot path, written into their
+        # checkpointed variables only before a save.
+        totals = EpochTotals.resumed(self.progress) if start_step else EpochTotals()
+        bar = self._progress_bar(epoch, num_batches, start_step)
+        started = time.perf_counter()
+        for batch in batches:
+            loss_sum, count, carry, grad_norm = self.train_step(batch, carry)
+            loss_sum, count = float(loss_sum), float(count)
+            step = int(self.progress["global_step"].assign_add(1))
+            self.progress["step_in_epoch"].assign_add(1)
+            self._check_finite(loss_sum, epoch, step, bar)
+            totals.add(loss_sum, count)
+            rate = totals.steps * self.task.tokens_per_batch() / (time.perf_counter() - started)
+            self._report_step(bar, writer, step, loss_sum / count, grad_norm, rate)
+            where = f"at epoch {epoch + 1}, step {start_step + totals.steps} of {num_batches}"
+            if step % self.config.checkpoint_every == 0:
+                self._save(carry, step, totals)
+            if self._preemption is not None:  # every worker, every step: they agree where to save
+                self._stopped_at = where
+                self._preemption.save_checkpoint_if_preempted(carry, step, totals)
+            if self._stop_requested():
+                bar.close()
+                self._save(carry, step, totals)
+                self._interrupt(where)
+        bar.close()
+        return self._end_epoch(epoch, totals, time.perf_counter() - started, writer)
+
+    def _set_epoch_learning_rate(self, epoch: int, history: list[dict]) -> None:
+        """The schedule's rate at an epoch's start (a plateau: the last epoch did not improve)."""
+        if int(self.progress["step_in_epoch"]) != 0:
+            return  # resumed mid-epoch: the checkpoint holds the rate
         lr_variable = self.optimizer.learning_rate
         plateaued = (
             bool(history)
             and int(self.progress["bad_epochs"]) > 0
             and history[-1].get("improved") is False
-            and task.lr_may_decay()
+            and self.task.lr_may_decay()
         )
-        if int(self.progress["step_in_epoch"]) == 0:
-            lr_variable.assign(scheduled_learning_rate(config, epoch, float(lr_variable.numpy()), plateaued))
-        dataset = task.train_batches(epoch)
+        lr_variable.assign(scheduled_learning_rate(self.config, epoch, float(lr_variable.numpy()), plateaued))
+
+    def _epoch_batches(self, epoch: int):
+        """(the epoch's distributed batches from the resume position, batches in the epoch, the
+        position)."""
+        config = self.config
+        dataset = self.task.train_batches(epoch)
         num_batches = int(dataset.cardinality())
         if config.steps_per_epoch:
             num_batches = (
@@ -359,92 +425,62 @@ class Trainer:
             )
             dataset = dataset.take(num_batches)
         start_step = int(self.progress["step_in_epoch"])
-        dataset = dataset.skip(start_step)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
-        carry = self._distribute_carry(
-            [v.numpy() for v in self.carry_store] if start_step else task.initial_carry(config.batch_size)
-        )
-        bar = tqdm(
+        dataset = dataset.skip(start_step).with_options(options)
+        return self.strategy.experimental_distribute_dataset(dataset), num_batches, start_step
+
+    def _progress_bar(self, epoch: int, num_batches: int, start_step: int):
+        return tqdm(
             total=num_batches,
             initial=start_step,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
             disable=not self.show_progress,
             dynamic_ncols=True,
             unit="batch",
             mininterval=progress_interval(),
         )
-        # Python floats on the hot path; written into the checkpointed variables only before a save.
-        loss_total, count_total = (
-            (float(self.progress["epoch_loss_sum"]), float(self.progress["epoch_count"]))
-            if start_step
-            else (0.0, 0.0)
+
+    def _check_finite(self, loss_sum: float, epoch: int, step: int, bar) -> None:
+        """The NaN guard: stop without saving when the loss is not finite."""
+        if math.isfinite(loss_sum):
+            return
+        bar.close()
+        last = self.manager.latest_checkpoint or "none yet"
+        raise TrainingDivergedError(
+            f"the training loss became {loss_sum} at epoch {epoch + 1}, step {step}; stopped without "
+            f"saving. Last good checkpoint: {last}. Lower --learning-rate or set --clip-norm, then "
+            "--resume."
         )
 
-        def remember_epoch_loss():
-            self.progress["epoch_loss_sum"].assign(loss_total)
-            self.progress["epoch_count"].assign(count_total)
+    def _report_step(self, bar, writer, step: int, loss: float, grad_norm, rate: float) -> None:
+        """The progress bar's figures, and TensorBoard's every ``log_every`` steps."""
+        metric = self.task.train_metric(loss)
+        bar.set_postfix(
+            loss=f"{loss:.3f}",
+            **({self.task.metric: f"{metric:.3f}"} if metric is not None else {}),
+            tok_s=f"{rate:,.0f}",
+        )
+        bar.update(1)
+        if writer is not None and step % self.config.log_every == 0:
+            with writer.as_default(step=step):
+                tf.summary.scalar("train/loss", loss)
+                tf.summary.scalar("train/grad_norm", grad_norm)
+                tf.summary.scalar("train/tokens_per_second", rate)
 
-        tokens = task.tokens_per_batch()
-        started = time.perf_counter()
-        steps_run = 0
-        kill_at = int(os.environ.get(_KILL_AT_STEP, "0"))
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
-            loss_sum, count, carry, grad_norm = self.train_step(batch, carry)
-            loss_sum, count = float(loss_sum), float(count)
-            step = int(self.progress["global_step"].assign_add(1))
-            self.progress["step_in_epoch"].assign_add(1)
-            if not math.isfinite(loss_sum):
-                bar.close()
-                last = self.manager.latest_checkpoint or "none yet"
-                raise TrainingDivergedError(
-                    f"the training loss became {loss_sum} at epoch {epoch + 1}, step {step}; stopped without "
-                    f"saving. Last good checkpoint: {last}. Lower --learning-rate or set --clip-norm, then "
-                    "--resume."
-                )
-            loss_total += loss_sum
-            count_total += count
-            steps_run += 1
-            rate = steps_run * tokens / (time.perf_counter() - started)
-            metric = task.train_metric(loss_sum / count)
-            bar.set_postfix(
-                loss=f"{loss_sum / count:.3f}",
-                **({task.metric: f"{metric:.3f}"} if metric is not None else {}),
-                tok_s=f"{rate:,.0f}",
-            )
-            bar.update(1)
-            if writer is not None and step % config.log_every == 0:
-                with writer.as_default(step=step):
-                    tf.summary.scalar("train/loss", loss_sum / count)
-                    tf.summary.scalar("train/grad_norm", grad_norm)
-                    tf.summary.scalar("train/tokens_per_second", rate)
-            if step % config.checkpoint_every == 0:
-                self._store_carry(carry)
-                remember_epoch_loss()
-                self.manager.save(checkpoint_number=step)
-            if kill_at and step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            if self._preemption is not None:  # every worker, every step: they agree where to save
-                self._stopped_at = (
-                    f"at epoch {epoch + 1}, step {int(self.progress['step_in_epoch'])} of {num_batches}"
-                )
-                self._preemption.save_checkpoint_if_preempted(carry, step, loss_total, count_total)
-            if self._stop_requested():
-                bar.close()
-                self._store_carry(carry)
-                remember_epoch_loss()
-                self.manager.save(checkpoint_number=step)
-                self._interrupt(
-                    f"at epoch {epoch + 1}, step {int(self.progress['step_in_epoch'])} of {num_batches}"
-                )
-        bar.close()
-        seconds = time.perf_counter() - started
+    def _save(self, carry, step: int, totals: EpochTotals) -> None:
+        """A checkpoint of the exact position: weights, optimizer, progress, carried state."""
+        self._store_carry(carry)
+        totals.store(self.progress)
+        self.manager.save(checkpoint_number=step)
+
+    def _end_epoch(self, epoch: int, totals: EpochTotals, seconds: float, writer) -> dict:
+        """Validation, the best weights, early-stopping counters, the epoch's record and checkpoint."""
+        task = self.task
         validation = task.evaluate(self.model, "validation")
-        value = validation[task.metric]
-        improved = value < float(self.progress["best"])
+        improved = validation[task.metric] < float(self.progress["best"])
         if improved:
-            self.progress["best"].assign(value)
+            self.progress["best"].assign(validation[task.metric])
             self.progress["bad_epochs"].assign(0)
             self.best.save(checkpoint_number=epoch + 1)
         else:
@@ -453,16 +489,17 @@ class Trainer:
         if notes.pop("reset_best", False):
             self.progress["best"].assign(math.inf)
             self.progress["bad_epochs"].assign(0)
-        mean_loss = loss_total / max(count_total, 1.0)
+        mean_loss = totals.loss / max(totals.count, 1.0)
+        steps_run = totals.steps
         record = {
             "epoch": epoch,
             "train_loss": mean_loss,
             "train_metric": task.train_metric(mean_loss),
             "validation": validation,
-            "learning_rate": float(lr_variable.numpy()),
+            "learning_rate": float(self.optimizer.learning_rate.numpy()),
             "improved": bool(improved),
             "seconds": seconds,
-            "tokens_per_second": steps_run * tokens / seconds if steps_run else None,
+            "tokens_per_second": steps_run * task.tokens_per_batch() / seconds if steps_run else None,
             **notes,
         }
         if writer is not None:
@@ -479,12 +516,9 @@ class Trainer:
         self.manager.save(checkpoint_number=int(self.progress["global_step"]))
         return record
 
-    def _save_position(self, carry, step: int, loss_sum: float, count: float) -> None:
+    def _save_position(self, carry, step: int, totals: EpochTotals) -> None:
         """A multi-worker run's checkpoint after a SIGTERM (every worker, at the same step)."""
-        self._store_carry(carry)
-        self.progress["epoch_loss_sum"].assign(loss_sum)
-        self.progress["epoch_count"].assign(count)
-        self.manager.save(checkpoint_number=step)
+        self._save(carry, step, totals)
         self._stopped_at += f" (checkpoint {self.run_dir / 'checkpoints' / f'ckpt-{step}'})"
 
     def _exit_preempted(self):
