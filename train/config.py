@@ -95,7 +95,9 @@ class RunConfig:
     epochs: int = 10
     steps_per_epoch: int = 0
     patience: int = 5
-    jit_compile: bool = False
+    # XLA for the whole training step (one replica), not the layers' own kernel choice
+    # (RecurrentSpec.jit_compile); called jit_compile in the config.json of tf-zoneout <= 0.2.
+    jit_compile_step: bool = False
     precision: str = "float32"
     # runtime
     strategy: str = "default"
@@ -498,9 +500,9 @@ def recurrent_spec(
 ) -> RecurrentSpec:
     """The recurrent layers' description from a run configuration: the one configuration-to-layer
     mapping (fields of the same name, and the two variational fields as one pair). The run's own
-    ``jit_compile`` is about the whole training step, not the layers, so it is not passed on."""
+    ``jit_compile_step`` is about the whole training step; the layers get ``jit_compile``."""
     spec_fields = {f.name for f in dataclasses.fields(RecurrentSpec)}
-    shared = spec_fields & {f.name for f in dataclasses.fields(RunConfig)} - {"jit_compile"}
+    shared = spec_fields & {f.name for f in dataclasses.fields(RunConfig)}
     return RecurrentSpec(
         **{name: getattr(config, name) for name in shared},
         variational_dropout=(config.variational_input, config.variational_recurrent),
@@ -547,6 +549,8 @@ def load(run_dir: str | Path) -> RunConfig:
     except run_files.DamagedFileError as error:
         raise ConfigError(str(error)) from None
     fields = {k: v for k, v in data.items() if k != RESUMES_KEY} if isinstance(data, dict) else None
+    if fields is not None and "jit_compile" in fields:  # the field's name in tf-zoneout <= 0.2
+        fields["jit_compile_step"] = fields.pop("jit_compile")
     try:
         return validate(RunConfig(**fields))
     except (TypeError, ValueError) as error:
