@@ -1,7 +1,14 @@
 # The tf-zoneout service: FastAPI over the SavedModels mounted at /models (MODEL_BASE/NAME/VERSION).
 #   docker build -t tf-zoneout .
 #   docker run -p 8000:8000 -v "$PWD/models:/models:ro" tf-zoneout
+# On an NVIDIA GPU (TensorFlow with its CUDA libraries as pip wheels; the host needs the NVIDIA driver
+# and the NVIDIA Container Toolkit; not built or run on this project's machines, which have no GPU):
+#   docker build --build-arg EXTRAS=serve,gpu -t tf-zoneout-gpu .
+#   docker run --gpus all -p 8000:8000 -v "$PWD/models:/models:ro" tf-zoneout-gpu
 FROM python:3.11-slim
+
+# The package's extras to install: serve (the CPU image) or serve,gpu.
+ARG EXTRAS=serve
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -17,7 +24,7 @@ COPY train ./train
 COPY serve ./serve
 # The project itself is installed from source; its dependencies are bounded in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install ".[serve]" \
+RUN pip install ".[${EXTRAS}]" \
     && useradd --create-home --uid 10001 zoneout
 
 USER 10001

@@ -91,3 +91,34 @@ def test_a_training_run_prints_no_start_up_or_device_probe_noise(tmp_path):
     ]
     assert noise == [], done.stderr[-2000:]
     assert done.stdout.startswith("configuration"), done.stdout[:500]
+
+
+# -- a GPU TensorFlow cannot use ------------------------------------------------------------------
+
+
+def test_a_gpu_that_tensorflow_cannot_use_gets_one_clear_line(tmp_path, monkeypatch, capsys):
+    from tf_zoneout_train import gpu_readiness as readiness
+
+    driver = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15"
+    assert readiness.gpu_problem(None, 0, None) is None  # no GPU: nothing to say
+    assert readiness.gpu_problem(driver, 2, "/usr/local/cuda/bin/ptxas") is None  # all usable
+    missing_cuda = readiness.gpu_problem(driver, 0, None)
+    assert "finds none" in missing_cuda and "tf-zoneout[gpu]" in missing_cuda and "550.54.15" in missing_cuda
+    assert "ptxas" in readiness.gpu_problem(driver, 1, None)
+
+    version = tmp_path / "version"
+    version.write_text(driver + "\nGCC version: 12\n")
+    assert readiness.nvidia_driver(version) == driver
+    monkeypatch.setattr(readiness.shutil, "which", lambda name: None)
+    assert readiness.nvidia_driver(tmp_path / "absent") is None
+
+    ptxas = tmp_path / "site" / "nvidia" / "cuda_nvcc" / "bin" / "ptxas"  # where the wheel puts it
+    ptxas.parent.mkdir(parents=True)
+    ptxas.write_text("")
+    assert readiness.find_ptxas() is None
+    monkeypatch.setattr(readiness.sys, "path", [str(tmp_path / "site")])
+    assert readiness.find_ptxas() == str(ptxas)
+
+    monkeypatch.setattr(readiness, "nvidia_driver", lambda: driver)
+    assert readiness.warn_if_unusable(lambda: []) == missing_cuda
+    assert capsys.readouterr().err.strip() == missing_cuda

@@ -24,6 +24,14 @@ def test_dockerfile_passes_hadolint():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_dockerfile_builds_the_cpu_image_by_default_and_the_gpu_variant_with_an_argument():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "\nARG EXTRAS=serve\n" in text and 'pip install ".[${EXTRAS}]"' in text
+    assert "--build-arg EXTRAS=serve,gpu" in text  # the GPU variant, documented in the file
+    project = __import__("tomllib").loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("tensorflow[and-cuda]") for d in project["optional-dependencies"]["gpu"])
+
+
 def test_dockerfile_runs_the_service_as_non_root_with_a_healthcheck():
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text

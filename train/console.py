@@ -63,3 +63,7 @@ def import_tensorflow_quietly() -> None:
             if kept:
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
+    # TensorFlow's own warning about an unusable GPU is among the noise filtered above: say it clearly.
+    from tf_zoneout_train.gpu_readiness import warn_if_unusable
+
+    warn_if_unusable(lambda: tensorflow.config.list_physical_devices("GPU"))
