@@ -76,6 +76,10 @@ class ZoneoutLSTMCell(ZoneoutCellMixin, keras.layers.LSTMCell):
             choice) or "deterministic" (s = s~).
         **kwargs: any ``keras.layers.LSTMCell`` argument (``seed`` seeds the masks).
 
+    Raises:
+        ValueError: ``units`` not a positive integer, a rate outside [0, 1], or an unknown
+            ``zoneout_inference``.
+
     Call arguments:
         inputs: [B, I]. states: ``[h, c]``, each [B, H]. training: bool.
 
@@ -125,28 +129,39 @@ class SingleStateZoneoutMixin(ZoneoutCellMixin):
         return h, ([h] if nested else h)
 
 
-_SINGLE_STATE_CELL_DOC = """
+@keras.saving.register_keras_serializable(package="tf_zoneout")
+class ZoneoutGRUCell(SingleStateZoneoutMixin, keras.layers.GRUCell):
+    """GRU cell with zoneout on h; same weights as ``keras.layers.GRUCell``.
+
     Args:
         units: positive int.
         zoneout: probability in [0, 1] of KEEPING each unit's previous value.
         zoneout_inference: "expectation" or "deterministic".
-        **kwargs: any argument of the Keras cell (``seed`` seeds the masks).
+        **kwargs: any argument of ``keras.layers.GRUCell`` (``seed`` seeds the masks).
+
+    Raises:
+        ValueError: ``units`` not a positive integer, ``zoneout`` outside [0, 1], or an unknown
+            ``zoneout_inference``.
 
     Call arguments:
         inputs: [B, I]. states: ``[h]`` or h, [B, H]. training: bool.
-"""
-
-
-@keras.saving.register_keras_serializable(package="tf_zoneout")
-class ZoneoutGRUCell(SingleStateZoneoutMixin, keras.layers.GRUCell):
-    __doc__ = (
-        "GRU cell with zoneout on h; same weights as ``keras.layers.GRUCell``.\n" + _SINGLE_STATE_CELL_DOC
-    )
+    """
 
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
 class ZoneoutSimpleRNNCell(SingleStateZoneoutMixin, keras.layers.SimpleRNNCell):
-    __doc__ = (
-        "Simple (tanh) RNN cell with zoneout on h; same weights as ``keras.layers.SimpleRNNCell``.\n"
-        + _SINGLE_STATE_CELL_DOC
-    )
+    """Simple (tanh) RNN cell with zoneout on h; same weights as ``keras.layers.SimpleRNNCell``.
+
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit's previous value.
+        zoneout_inference: "expectation" or "deterministic".
+        **kwargs: any argument of ``keras.layers.SimpleRNNCell`` (``seed`` seeds the masks).
+
+    Raises:
+        ValueError: ``units`` not a positive integer, ``zoneout`` outside [0, 1], or an unknown
+            ``zoneout_inference``.
+
+    Call arguments:
+        inputs: [B, I]. states: ``[h]`` or h, [B, H]. training: bool.
+    """

@@ -59,20 +59,15 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
     _has_input_gate = True
     _extra_gate_state = False
 
-    def _init_fast(self, units, zoneout_kwargs: dict, static_mask: bool, jit_compile, kwargs: dict):
+    def _init_fast(
+        self, units, zoneout_kwargs: dict, static_mask: bool, jit_compile, baselines: dict, kwargs: dict
+    ):
         """Build the zoneout cell and initialise this layer as a ``keras.layers.RNN`` around it.
 
-        ``kwargs`` may hold the baselines' arguments (input_gate_dropout, stochastic_depth,
-        weight_noise, norm_stabilizer, norm_stabilizer_state); the rest go to Keras.
+        ``baselines``: the baselines' arguments (input_gate_dropout, stochastic_depth, weight_noise,
+        norm_stabilizer, norm_stabilizer_state, variational_dropout); ``kwargs`` go to Keras.
         """
-        self._init_baselines(
-            kwargs.pop("input_gate_dropout", 0.0),
-            kwargs.pop("stochastic_depth", 0.0),
-            kwargs.pop("weight_noise", 0.0),
-            kwargs.pop("norm_stabilizer", 0.0),
-            kwargs.pop("norm_stabilizer_state", "h"),
-            kwargs.pop("variational_dropout", 0.0),
-        )
+        self._init_baselines(**baselines)
         use_cudnn = kwargs.pop("use_cudnn", "auto")
         if use_cudnn not in ("auto", True, False):
             raise ValueError(f"`use_cudnn` must be 'auto', True or False. Received: use_cudnn={use_cudnn!r}")
@@ -100,8 +95,15 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
             )
 
     def _init_baselines(
-        self, input_gate_dropout, stochastic_depth, weight_noise, norm_stabilizer, state, variational_dropout
+        self,
+        input_gate_dropout,
+        stochastic_depth,
+        weight_noise,
+        norm_stabilizer,
+        norm_stabilizer_state,
+        variational_dropout,
     ):
+        state = norm_stabilizer_state
         name = type(self).__name__
         if input_gate_dropout and not self._has_input_gate:
             raise ValueError(
@@ -258,19 +260,9 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         }
 
 
-_LAYER_CALL_DOC = """
-    Call arguments:
-        sequences: [B, T, I] inputs.
-        initial_state: list of [B, H] state tensors (optional; zeros otherwise).
-        mask: [B, T] bool, True for real steps; a padded step leaves the state unchanged.
-        training: bool; training draws fresh masks, inference uses the expectation.
-"""
-
-
 @keras.saving.register_keras_serializable(package="tf_zoneout")
 class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
-    __doc__ = (
-        """LSTM layer with zoneout (Krueger et al., 2017), fast on CPU and GPU.
+    """LSTM layer with zoneout (Krueger et al., 2017), with its own fused loop.
 
     Drop-in for ``keras.layers.LSTM``: same arguments, same weights (``kernel``
     [I, 4H], ``recurrent_kernel`` [H, 4H], ``bias`` [4H], gates i, f, c, o), so
@@ -291,23 +283,49 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
             (cached; see ``tf_zoneout.kernel_choice``; ``$TF_ZONEOUT_KERNEL=xla|graph``
             forces one). True: always XLA. False: always graph mode (exports that must
             run without XLA). The same outputs and gradients either way.
-        seed: int seed of the masks; the same seed and inputs give the same outputs.
-        **kwargs: any other ``keras.layers.LSTM`` argument (``return_sequences``,
+        output_gate_zoneout: the paper's variant (sec. 3.2) in which the input-gate dropout
+            factor d_t also zones out the output gate, o'_t = d_t o_t + (1 - d_t) o'_{t-1}, so a
+            unit whose update was dropped keeps the gate it had (needs ``input_gate_dropout``).
+        input_gate_dropout: probability of DROPPING the input gate's update at each step and
+            unit (Semeniuta et al. 2016, "recurrent dropout without memory loss"):
+            c_t = f * c_{t-1} + d_t * i_t * g_t.
+        stochastic_depth: probability that an example keeps its whole state at a step (zoneout
+            of all units at once, as the paper adapts stochastic depth).
+        weight_noise: standard deviation of Gaussian noise added to the input and recurrent
+            weights once per training call (Graves 2011); the stored weights never change.
+        norm_stabilizer: beta of the norm stabilizer (Krueger & Memisevic 2016),
+            beta * mean_t (||s_t|| - ||s_{t-1}||)^2, added to the layer's losses in training.
+        norm_stabilizer_state: "h" (default) or "c", the state it penalizes.
+        variational_dropout: drop probability, or an (input, recurrent) pair, of Gal &
+            Ghahramani's variational dropout: one inverted-dropout mask per sequence on the
+            inputs and one on h_{t-1} before the recurrent matmul; each in [0, 1).
+        **kwargs: any other ``keras.layers.LSTM`` argument (``seed``: the int seed of the masks,
+            the same seed and inputs giving the same outputs; ``return_sequences``,
             ``return_state``, ``stateful``, ``go_backwards``, initializers, ...).
             ``dropout``/``recurrent_dropout`` > 0 and ``unroll=True`` run on Keras's
             per-step loop (with zoneout). ``implementation`` is accepted (same math).
             ``use_cudnn``: "auto" or False; True raises ValueError, since cuDNN cannot
             apply zoneout (these layers never use it).
-    """
-        + _LAYER_CALL_DOC
-        + """
+
+    Raises:
+        ValueError: a probability outside [0, 1] (a variational one of 1), a negative
+            ``weight_noise`` or ``norm_stabilizer``, an unknown ``zoneout_inference``,
+            ``jit_compile`` or ``norm_stabilizer_state``, ``output_gate_zoneout`` without
+            ``input_gate_dropout``, ``use_cudnn=True``, or ``unroll=True`` with ``static_mask``
+            or a baseline.
+
+    Call arguments:
+        sequences: [B, T, I] inputs.
+        initial_state: list of [B, H] state tensors (optional; zeros otherwise).
+        mask: [B, T] bool, True for real steps; a padded step leaves the state unchanged.
+        training: bool; training draws fresh masks, inference uses the expectation.
+
     Example:
         >>> layer = tz.ZoneoutLSTM(64, zoneout_cells=0.5, zoneout_states=0.05,
         ...                        return_sequences=True, seed=1)
         >>> layer(np.zeros([2, 10, 8], "float32"), training=True).shape
         TensorShape([2, 10, 64])
     """
-    )
 
     _cell_class = ZoneoutLSTMCell
     _cell_name = "zoneout_lstm_cell"
@@ -323,9 +341,15 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
         zoneout_inference="expectation",
         jit_compile="auto",
         output_gate_zoneout=False,
+        input_gate_dropout=0.0,
+        stochastic_depth=0.0,
+        weight_noise=0.0,
+        norm_stabilizer=0.0,
+        norm_stabilizer_state="h",
+        variational_dropout=0.0,
         **kwargs,
     ):
-        if output_gate_zoneout and not kwargs.get("input_gate_dropout"):
+        if output_gate_zoneout and not input_gate_dropout:
             raise ValueError(
                 "`output_gate_zoneout=True` reuses the input-gate dropout mask: "
                 "set `input_gate_dropout` > 0 too."
@@ -336,7 +360,15 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
             share_mask=share_mask,
             zoneout_inference=zoneout_inference,
         )
-        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, kwargs)
+        baselines = dict(
+            input_gate_dropout=input_gate_dropout,
+            stochastic_depth=stochastic_depth,
+            weight_noise=weight_noise,
+            norm_stabilizer=norm_stabilizer,
+            norm_stabilizer_state=norm_stabilizer_state,
+            variational_dropout=variational_dropout,
+        )
+        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, baselines, kwargs)
         self.output_gate_zoneout = bool(output_gate_zoneout)
 
     @property
@@ -367,36 +399,61 @@ class SingleStateLayerMixin(FastRecurrentMixin):
         static_mask=False,
         zoneout_inference="expectation",
         jit_compile="auto",
+        input_gate_dropout=0.0,
+        stochastic_depth=0.0,
+        weight_noise=0.0,
+        norm_stabilizer=0.0,
+        norm_stabilizer_state="h",
+        variational_dropout=0.0,
         **kwargs,
     ):
         zoneout_kwargs = dict(zoneout=zoneout, zoneout_inference=zoneout_inference)
-        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, kwargs)
-
-
-_SINGLE_STATE_LAYER_DOC = (
-    """
-    Args:
-        units: positive int.
-        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
-        static_mask, zoneout_inference, jit_compile, seed: as in ``ZoneoutLSTM``.
-        **kwargs: any other argument of the Keras layer.
-"""
-    + _LAYER_CALL_DOC
-)
+        baselines = dict(
+            input_gate_dropout=input_gate_dropout,
+            stochastic_depth=stochastic_depth,
+            weight_noise=weight_noise,
+            norm_stabilizer=norm_stabilizer,
+            norm_stabilizer_state=norm_stabilizer_state,
+            variational_dropout=variational_dropout,
+        )
+        self._init_fast(units, zoneout_kwargs, static_mask, jit_compile, baselines, kwargs)
 
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
 class ZoneoutGRU(SingleStateLayerMixin, keras.layers.GRU):
-    __doc__ = (
-        """GRU layer with zoneout on h; drop-in for ``keras.layers.GRU``.
+    """GRU layer with zoneout on h; drop-in for ``keras.layers.GRU``.
 
     Same weights as Keras (``kernel`` [I, 3H], ``recurrent_kernel`` [H, 3H],
     ``bias`` [2, 3H] with the default ``reset_after=True``; gates z, r, h).
     ``reset_after=False``, ``dropout`` or ``recurrent_dropout`` run on Keras's
     per-step loop; everything else on the fused kernel.
-"""
-        + _SINGLE_STATE_LAYER_DOC
-    )
+
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
+        static_mask: one mask per sequence, the same at every step.
+        zoneout_inference: "expectation" (default, the paper's) or "deterministic".
+        jit_compile: "auto" (default, measured), True (XLA) or False (graph mode), as in
+            ``ZoneoutLSTM``.
+        input_gate_dropout: probability of DROPPING the candidate's update at each step and unit
+            (Semeniuta et al. 2016).
+        stochastic_depth: probability that an example keeps its whole state at a step.
+        weight_noise: standard deviation of Gaussian noise on the weights, per training call.
+        norm_stabilizer: beta of the norm stabilizer on h, added to the layer's losses.
+        norm_stabilizer_state: "h", the only state.
+        variational_dropout: drop probability, or an (input, recurrent) pair, of variational
+            dropout (one mask per sequence), each in [0, 1).
+        **kwargs: any other argument of the Keras layer (``seed``: the int seed of the masks).
+
+    Raises:
+        ValueError: as ``ZoneoutLSTM``.
+
+    Call arguments:
+        sequences: [B, T, I] inputs.
+        initial_state: list of [B, H] state tensors (optional; zeros otherwise).
+        mask: [B, T] bool, True for real steps; a padded step leaves the state unchanged.
+        training: bool; training draws fresh masks, inference uses the expectation.
+    """
 
     _cell_class = ZoneoutGRUCell
     _cell_name = "zoneout_gru_cell"
@@ -416,13 +473,35 @@ class ZoneoutGRU(SingleStateLayerMixin, keras.layers.GRU):
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
 class ZoneoutSimpleRNN(SingleStateLayerMixin, keras.layers.SimpleRNN):
-    __doc__ = (
-        """Simple (tanh) RNN layer with zoneout on h; drop-in for ``keras.layers.SimpleRNN``.
+    """Simple (tanh) RNN layer with zoneout on h; drop-in for ``keras.layers.SimpleRNN``.
 
     Same weights as Keras (``kernel`` [I, H], ``recurrent_kernel`` [H, H], ``bias`` [H]).
-"""
-        + _SINGLE_STATE_LAYER_DOC
-    )
+
+    Args:
+        units: positive int.
+        zoneout: probability in [0, 1] of KEEPING each unit of h at each step.
+        static_mask: one mask per sequence, the same at every step.
+        zoneout_inference: "expectation" (default, the paper's) or "deterministic".
+        jit_compile: "auto" (default, measured), True (XLA) or False (graph mode), as in
+            ``ZoneoutLSTM``.
+        input_gate_dropout: must stay 0 (a tanh-RNN has no input gate).
+        stochastic_depth: probability that an example keeps its whole state at a step.
+        weight_noise: standard deviation of Gaussian noise on the weights, per training call.
+        norm_stabilizer: beta of the norm stabilizer on h, added to the layer's losses.
+        norm_stabilizer_state: "h", the only state.
+        variational_dropout: drop probability, or an (input, recurrent) pair, of variational
+            dropout (one mask per sequence), each in [0, 1).
+        **kwargs: any other argument of the Keras layer (``seed``: the int seed of the masks).
+
+    Raises:
+        ValueError: as ``ZoneoutLSTM``; and any ``input_gate_dropout``.
+
+    Call arguments:
+        sequences: [B, T, I] inputs.
+        initial_state: list of [B, H] state tensors (optional; zeros otherwise).
+        mask: [B, T] bool, True for real steps; a padded step leaves the state unchanged.
+        training: bool; training draws fresh masks, inference uses the expectation.
+    """
 
     _cell_class = ZoneoutSimpleRNNCell
     _cell_name = "zoneout_simple_rnn_cell"

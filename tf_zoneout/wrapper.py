@@ -31,6 +31,10 @@ class ZoneoutWrapper(keras.layers.Layer):
         zoneout_inference: "expectation" (default, the paper's) or "deterministic".
         seed: int seed of the masks (None: a random one); same seed, same masks.
 
+    Raises:
+        ValueError: ``cell`` is not an RNN cell, a rate is outside [0, 1], the number of rates
+            does not match the cell's states, or ``zoneout_inference`` is unknown.
+
     Call arguments:
         inputs: one step's input, e.g. [B, I]. states: the cell's states. training: bool.
 

@@ -83,6 +83,10 @@ def zoneout(
     Returns:
         A tensor shaped like ``new``.
 
+    Raises:
+        ValueError: ``rate`` outside [0, 1], an unknown ``inference``, or ``new`` and ``prev`` of
+            different shapes.
+
     Example:
         >>> h = tz.zoneout(tf.ones([2, 3]), tf.zeros([2, 3]), 0.5, training=False)
         >>> float(h[0, 0])
