@@ -167,7 +167,8 @@ async def stream(call: ModelCall, body, prompts: list[str], stop: list[str], bas
                     delta, text, count, stopped = completions.streamed_piece(
                         index, head, text, outputs, stop, body.logprobs
                     )
-                    produced += int(outputs["num_tokens"][0])
+                    made = int(outputs["num_tokens"][0])
+                    produced += made if made else body.max_tokens  # nothing more to come: the end
                     generated += count
                     chunk += 1
                     if produced >= body.max_tokens or stopped:
