@@ -60,35 +60,52 @@ def shown_commands() -> list[tuple[str, list[str]]]:
     found = []
     for page in PAGES:
         text = page.read_text().replace("\\\n", " ")  # continued lines
+        fenced = False
         for line in text.splitlines():
-            stripped = re.sub(r"^\s*(\$ )?(taskset -c \d+ )?", "", line)
-            if not line.startswith(("    ", "\t", "$ ")) and not line.startswith("zoneout "):
+            if line.startswith("```"):
+                fenced = not fenced
                 continue
+            if not (fenced or line.startswith(("    ", "\t"))):  # code only, never prose
+                continue
+            stripped = re.sub(r"^\s*(\$ )?(taskset -c \d+ )?", "", line)
             if not stripped.startswith("zoneout "):
                 continue
             command = re.sub(r"\s#\s.*$", "", stripped)
+            command = re.sub(r"\s[A-Z](?=\s|$)", " 0.1", command)  # a value left to the reader (P, Q, Z)
             while re.search(r"\[[^\[\]]*\]", command):
                 command = re.sub(r"\s*\[[^\[\]]*\]", "", command)
             found.append((page_id(page), shlex.split(command)[1:]))
+        table_rows = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+        for command in re.findall(r"`(zoneout [^`]+)`", table_rows):  # the tables' commands
+            words = shlex.split(re.sub(r"\s[A-Z](?=\s|$)", " 0.1", command))[1:]
+            if len(words) >= 2 and "[" not in command and "..." not in command:  # not a bare name
+                found.append((page_id(page), words))
     return found
 
 
 def test_every_zoneout_command_shown_is_accepted():
     from tf_zoneout_train import train_command
     from tf_zoneout_train.cli import build_parser
+    from tf_zoneout_train.config import ConfigError
 
     commands = shown_commands()
     assert len(commands) >= 10, commands
     parser = build_parser()
     for page, argv in commands:
+        if "--help" in argv:
+            continue
         try:
             args, leftovers = parser.parse_known_args(argv)
         except SystemExit:
             pytest.fail(f"{page}: `zoneout {shlex.join(argv)}` is refused by the command line")
         if args.command == "train":
             args.overrides = leftovers
-            if not args.resume:  # the configuration the flags give resolves (values checked)
+            if args.resume or args.task.isupper():  # a resume, or a synopsis (`zoneout train TASK`)
+                continue
+            try:  # the configuration the flags give resolves (values checked)
                 train_command.resolve_config(args)
+            except ConfigError as error:
+                pytest.fail(f"{page}: `zoneout {shlex.join(argv)}`: {error}")
         elif leftovers and args.command != "data":
             pytest.fail(f"{page}: `zoneout {shlex.join(argv)}`: unknown {leftovers}")
 

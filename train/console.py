@@ -52,7 +52,7 @@ def import_tensorflow_quietly() -> None:
             # do it here too, or the probe prints in the middle of the run's own output. Listing
             # physical devices does not start the runtime (strategies and logical devices can
             # still be configured afterwards).
-            tensorflow.config.list_physical_devices()
+            devices = tensorflow.config.list_physical_devices()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -66,4 +66,4 @@ def import_tensorflow_quietly() -> None:
     # TensorFlow's own warning about an unusable GPU is among the noise filtered above: say it clearly.
     from tf_zoneout_train.gpu_readiness import warn_if_unusable
 
-    warn_if_unusable(lambda: tensorflow.config.list_physical_devices("GPU"))
+    warn_if_unusable(lambda: [d for d in devices if d.device_type == "GPU"])
