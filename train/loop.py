@@ -377,6 +377,11 @@ class Trainer:
         # checkpointed variables only before a save.
         totals = EpochTotals.resumed(self.progress) if start_step else EpochTotals()
         bar = self._progress_bar(epoch, num_batches, start_step)
+        tokens_per_batch = self.task.tokens_per_batch()
+
+        def where() -> str:  # for a stop's message, only when one comes
+            return f"at epoch {epoch + 1}, step {start_step + totals.steps} of {num_batches}"
+
         started = time.perf_counter()
         for batch in batches:
             loss_sum, count, carry, grad_norm = self.train_step(batch, carry)
@@ -385,18 +390,17 @@ class Trainer:
             self.progress["step_in_epoch"].assign_add(1)
             self._check_finite(loss_sum, epoch, step, bar)
             totals.add(loss_sum, count)
-            rate = totals.steps * self.task.tokens_per_batch() / (time.perf_counter() - started)
+            rate = totals.steps * tokens_per_batch / (time.perf_counter() - started)
             self._report_step(bar, writer, step, loss_sum / count, grad_norm, rate)
-            where = f"at epoch {epoch + 1}, step {start_step + totals.steps} of {num_batches}"
             if step % self.config.checkpoint_every == 0:
                 self._save(carry, step, totals)
             if self._preemption is not None:  # every worker, every step: they agree where to save
-                self._stopped_at = where
+                self._stopped_at = where()
                 self._preemption.save_checkpoint_if_preempted(carry, step, totals)
             if self._stop_requested():
                 bar.close()
                 self._save(carry, step, totals)
-                self._interrupt(where)
+                self._interrupt(where())
         bar.close()
         return self._end_epoch(epoch, totals, time.perf_counter() - started, writer)
 
