@@ -146,3 +146,19 @@ def test_token_streams_are_cached_beside_the_prepared_data(small_text8, monkeypa
     monkeypatch.undo()
     (cache / f"ids-validation-{vocabulary.digest()}.npy").write_bytes(b"not an array")
     np.testing.assert_array_equal(lm.token_ids("text8", "validation", vocabulary, tfds_dir), first)
+
+
+def test_the_data_folder_is_a_parameter_not_only_the_environment(small_text8, monkeypatch, tmp_path):
+    """``data_dir`` reaches the builders as TFDS's manual_dir: no $ZONEOUT_DATA_DIR needed."""
+    from tf_zoneout.data.builders_common import prepared_builder
+
+    tfds_dir, text = small_text8
+    raw_folder = Path(tfds_dir).parent
+    monkeypatch.delenv(sources.DATA_DIR_ENV)
+    monkeypatch.setenv("ZONEOUT_CACHE_DIR", str(tmp_path / "no-downloads"))
+    monkeypatch.setattr(sources, "_download", lambda *a: pytest.fail("it downloaded instead"))
+    with pytest.raises(sources.DataError, match="does not exist"):
+        prepared_builder("text8", tfds_dir, raw_folder / "missing")
+    vocabulary = lm.load_vocabulary("text8", tfds_dir, data_dir=raw_folder)
+    ids = lm.token_ids("text8", "test", vocabulary, tfds_dir, data_dir=raw_folder)
+    assert "".join(vocabulary.tokens[i] for i in ids) == text[285_000:].decode()

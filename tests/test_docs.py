@@ -117,7 +117,13 @@ def test_the_readme_is_a_front_door():
         assert f"]({link}" in text, link
 
 
-DOCTEST_MODULES = ("tf_zoneout.zoneout", "tf_zoneout.cells", "tf_zoneout.layers", "tf_zoneout.wrapper")
+DOCTEST_MODULES = (
+    "tf_zoneout.zoneout",
+    "tf_zoneout.cells",
+    "tf_zoneout.layers",
+    "tf_zoneout.wrapper",
+    "tf_zoneout_train.task_registry",
+)
 
 
 def test_the_docstring_examples_run():
@@ -135,7 +141,8 @@ def test_the_docstring_examples_run():
     examples = 0
     for name in DOCTEST_MODULES:
         module = importlib.import_module(name)
-        for test in finder.find(module, globs={"tz": tz, "keras": keras, "np": np, "tf": tf}):
+        names = {**vars(module), "tz": tz, "keras": keras, "np": np, "tf": tf}
+        for test in finder.find(module, globs=names):
             examples += len(test.examples)
             runner.run(test)
     assert examples >= 8 and runner.failures == 0, f"{runner.failures} of {runner.tries} examples failed"

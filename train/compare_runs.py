@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tf_zoneout_train import run_files
+from tf_zoneout_train.task_registry import task_info
 
 # Regularizers named in a run's label when set: (config field, short name).
 REGULARIZERS = (
@@ -43,9 +44,7 @@ def summary(run_dir: Path, partial: bool = False) -> dict:
             f"{run_dir} is not a finished run (config.json / metrics.json with final results); "
             "--partial plots unfinished runs too"
         )
-    metric = {"word_ptb": "perplexity", "pmnist": "error", "seq2seq": "sequence_error"}.get(
-        config["task"], "bpc"
-    )
+    metric = task_info(config["task"]).metric
     return {
         "run": str(run_dir),
         "label": label_of(config) + ("" if finished else f" [unfinished: {len(metrics['epochs'])} epochs]"),

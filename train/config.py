@@ -13,16 +13,9 @@ import typing
 from pathlib import Path
 
 from tf_zoneout.models.recurrent import CELL_TYPES, INITIALIZATIONS, RecurrentSpec, check_spec
+from tf_zoneout_train.task_registry import TASK_NAMES, TaskFamily, names_of
 
-TASKS = (
-    "char_ptb",
-    "word_ptb",
-    "text8",
-    "pmnist",
-    "seq2seq",
-    "gradient_propagation",
-    "semantic_consistency",
-)
+TASKS = TASK_NAMES  # their home is task_registry
 PRESETS = (
     "paper",
     "cpu",
@@ -36,7 +29,7 @@ LR_SCHEDULES = ("constant", "zaremba", "exponential", "plateau")
 # time steps and averaged over the batch (Zaremba et al.), so gradients are seq_len times larger;
 # their learning rates and clipping thresholds assume it. Reported metrics are per token either way.
 LOSS_REDUCTIONS = ("token_mean", "sum_over_time")
-LM_TASKS = ("char_ptb", "word_ptb", "text8")
+LM_TASKS = names_of(TaskFamily.LANGUAGE_MODEL)
 BATCHING = ("chunks", "contiguous")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # float32, or Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights and loss): faster

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 
 # tf_zoneout.data (TensorFlow Datasets: the "experiments" extra) is imported where it is used, so the
 # `zoneout` command builds its parser without it.
@@ -64,16 +62,13 @@ def verify(datasets, data_dir) -> list[str]:
 
 def download(datasets, data_dir, tfds_dir) -> list[str]:
     """Prepare the TFDS builders (reading, verifying or downloading the sources)."""
-    import tensorflow_datasets as tfds
-
     import tf_zoneout.data  # noqa: F401  (registers the builders)
+    from tf_zoneout.data.builders_common import prepared_builder
 
     report = []
-    with _data_dir_env(data_dir):
-        for dataset in datasets:
-            builder = tfds.builder(dataset, data_dir=tfds_dir)
-            builder.download_and_prepare()
-            report.append(f"ok  {dataset}  prepared in {builder.data_dir}")
+    for dataset in datasets:
+        builder = prepared_builder(dataset, tfds_dir, data_dir)
+        report.append(f"ok  {dataset}  prepared in {builder.data_dir}")
     return report
 
 
@@ -88,42 +83,23 @@ def format_table(rows) -> list[str]:
 
 def stats(datasets, data_dir, tfds_dir) -> list[tuple[str, ...]]:
     """Rows of (data set, split, examples, tokens, vocabulary size)."""
-    import tensorflow_datasets as tfds
-
     import tf_zoneout.data  # noqa: F401
     from tf_zoneout.data import lm
+    from tf_zoneout.data.builders_common import prepared_builder
 
     rows = []
-    with _data_dir_env(data_dir):
-        for dataset in datasets:
-            builder = tfds.builder(dataset, data_dir=tfds_dir)
-            builder.download_and_prepare()
-            vocabulary = lm.load_vocabulary(dataset, tfds_dir) if dataset in lm.LM_DATASETS else None
-            for split, info in builder.info.splits.items():
-                if vocabulary is not None:
-                    tokens = f"{len(lm.token_ids(dataset, split, vocabulary, tfds_dir)):,}"
-                    size = f"{len(vocabulary):,}"
-                else:
-                    tokens, size = f"{info.num_examples * 784:,} pixels", "10 classes"
-                rows.append((dataset, split, f"{info.num_examples:,}", tokens, size))
+    for dataset in datasets:
+        builder = prepared_builder(dataset, tfds_dir, data_dir)
+        language = dataset in lm.LM_DATASETS
+        vocabulary = lm.load_vocabulary(dataset, tfds_dir, data_dir) if language else None
+        for split, info in builder.info.splits.items():
+            if vocabulary is not None:
+                tokens = f"{len(lm.token_ids(dataset, split, vocabulary, tfds_dir, data_dir)):,}"
+                size = f"{len(vocabulary):,}"
+            else:
+                tokens, size = f"{info.num_examples * 784:,} pixels", "10 classes"
+            rows.append((dataset, split, f"{info.num_examples:,}", tokens, size))
     return rows
-
-
-@contextlib.contextmanager
-def _data_dir_env(data_dir):
-    """Temporarily set $ZONEOUT_DATA_DIR so the TFDS builders read from ``data_dir``."""
-    from tf_zoneout.data import sources
-
-    saved = os.environ.get(sources.DATA_DIR_ENV)
-    if data_dir:
-        os.environ[sources.DATA_DIR_ENV] = str(data_dir)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(sources.DATA_DIR_ENV, None)
-        else:
-            os.environ[sources.DATA_DIR_ENV] = saved
 
 
 def add_parser(subparsers) -> None:

@@ -8,7 +8,6 @@ run's export again from its checkpoints with this version's exporter, then publi
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -36,14 +35,16 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def rebuild(run_dir: Path, tfds_dir: str | None) -> Path:
-    """Export the finished run in ``run_dir`` again, from its best (else last) checkpoint."""
+def rebuild(run_dir: Path, tfds_dir: str | None, data_dir: str | None = None) -> Path:
+    """Export the finished run in ``run_dir`` again, from its best (else last) checkpoint.
+
+    ``tfds_dir`` and ``data_dir`` say where its task reads data (see ``tasks.get``)."""
     from tf_zoneout_train import config as config_lib
     from tf_zoneout_train import tasks
     from tf_zoneout_train.loop import Trainer
 
     config = config_lib.load(run_dir)
-    task = tasks.get(config, tfds_dir)
+    task = tasks.get(config, tfds_dir, data_dir)
     model = Trainer(task, run_dir, resume=True, show_progress=False).restore_final()
     metadata = {k: v for k, v in read_metadata(run_dir / "export").items() if k not in EXPORTER_KEYS}
     task.export(model, run_dir / "export", metadata or {"task": config.task})
@@ -57,9 +58,7 @@ def run(args) -> int:
     export = args.run_dir / "export"
     try:
         if args.rebuild:
-            if args.data_dir:
-                os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
-            rebuild(args.run_dir, args.tfds_dir)
+            rebuild(args.run_dir, args.tfds_dir, args.data_dir)
             print(f"rebuilt {export} from the run's checkpoints")
         elif (export / "saved_model.pb").exists() and not (export / WARMUP_FILE).exists():
             print(

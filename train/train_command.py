@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
 from tf_zoneout_train import config as config_lib
-
-ANALYSIS_TASKS = ("gradient_propagation", "semantic_consistency")
+from tf_zoneout_train.task_registry import TASKS, TaskFamily, task_info
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a task of the paper (char_ptb, word_ptb, text8, pmnist, seq2seq, ...)",
+        help=f"train a task of the paper ({', '.join(config_lib.TASKS)})",
         description=(
             "Train one experiment of the paper and export it. Any field of the configuration can be "
             "overridden with --field-name VALUE (zoneout_* are KEEP probabilities; dropout-like fields "
             "are DROP probabilities)."
         ),
-        epilog="configuration fields:\n" + config_lib.flag_help(),
+        epilog="tasks:\n"
+        + "".join(f"  {task.name:22} {task.summary}\n" for task in TASKS)
+        + "\nconfiguration fields:\n"
+        + config_lib.flag_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", help=f"one of {', '.join(config_lib.TASKS)}")
@@ -79,8 +80,6 @@ def run(args) -> int:
         print(config.to_json(), flush=True)
         return 0
     run_dir = Path(args.run_dir or f"runs/{config.task}-{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if args.data_dir:
-        os.environ["ZONEOUT_DATA_DIR"] = str(Path(args.data_dir).resolve())
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
     from tf_zoneout.export import ExportError
     from tf_zoneout_train.checkpoint_recovery import NoValidCheckpointError
@@ -92,14 +91,15 @@ def run(args) -> int:
     try:
         # First TensorFlow work of the process: multi-worker collectives are configured here.
         strategy = make_strategy(config.strategy)
-        if config.task in ANALYSIS_TASKS:
+        if task_info(config.task).family is TaskFamily.ANALYSIS:
             from tf_zoneout_train import analysis
 
-            analysis.run(config, run_dir, args.tfds_dir, resume=args.resume)
+            analysis.run(config, run_dir, args.tfds_dir, resume=args.resume, data_dir=args.data_dir)
         else:
             from tf_zoneout_train import tasks
 
-            Trainer(tasks.get(config, args.tfds_dir), run_dir, resume=args.resume, strategy=strategy).run()
+            task = tasks.get(config, args.tfds_dir, args.data_dir)
+            Trainer(task, run_dir, resume=args.resume, strategy=strategy).run()
     except StoppedBySignalError as stopped:
         print(f"zoneout train: {stopped}", file=sys.stderr, flush=True)
         return stopped.exit_status  # 143 after SIGTERM, 130 after SIGINT

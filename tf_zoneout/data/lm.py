@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
 from tf_zoneout.data import vocab as vocab_lib
+from tf_zoneout.data.builders_common import prepared_builder
 
 LM_DATASETS = ("ptb_char", "ptb_word", "text8")
 
@@ -31,27 +31,21 @@ _READ_BATCH = 16384  # examples per tensor when reading a split: one Python step
 _CACHE_DIR = "tf_zoneout_tokens_v1"
 
 
-def _prepared(dataset: str, tfds_dir=None):
-    builder = tfds.builder(dataset, data_dir=tfds_dir)
-    builder.download_and_prepare()
-    return builder
-
-
-def split_texts(dataset: str, split: str, tfds_dir=None) -> list[str]:
+def split_texts(dataset: str, split: str, tfds_dir=None, data_dir=None) -> list[str]:
     """The ``text`` of every example of a prepared TFDS split, in order.
 
     Read in batches of ``_READ_BATCH`` lines: iterating example by example costs about
     0.3 ms of Python per line (15 s for char-PTB's 42k training lines on a busy core)."""
-    ds = _prepared(dataset, tfds_dir).as_dataset(split=split, shuffle_files=False)
+    ds = prepared_builder(dataset, tfds_dir, data_dir).as_dataset(split=split, shuffle_files=False)
     texts: list[str] = []
     for batch in ds.map(lambda ex: ex["text"]).batch(_READ_BATCH):
         texts.extend(t.decode("utf-8") for t in batch.numpy())
     return texts
 
 
-def _cache_folder(dataset: str, tfds_dir=None) -> Path | None:
+def _cache_folder(dataset: str, tfds_dir=None, data_dir=None) -> Path | None:
     """Where this data set's derived token files live, or None if its TFDS folder is not local."""
-    folder = Path(os.fspath(_prepared(dataset, tfds_dir).data_dir))
+    folder = Path(os.fspath(prepared_builder(dataset, tfds_dir, data_dir).data_dir))
     return folder / _CACHE_DIR if folder.is_dir() else None
 
 
@@ -68,30 +62,35 @@ def _write_atomically(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_vocabulary(dataset: str, tfds_dir=None) -> vocab_lib.Vocabulary:
-    """The data set's vocabulary, built from its training split (once; then read from the cache)."""
-    cache = _cache_folder(dataset, tfds_dir)
+def load_vocabulary(dataset: str, tfds_dir=None, data_dir=None) -> vocab_lib.Vocabulary:
+    """The data set's vocabulary, built from its training split (once; then read from the cache).
+
+    ``tfds_dir`` and ``data_dir`` are ``prepared_builder``'s."""
+    cache = _cache_folder(dataset, tfds_dir, data_dir)
     cached = cache / "vocabulary.json" if cache else None
     if cached and cached.is_file():
         with contextlib.suppress(OSError, ValueError, KeyError):  # unreadable: rebuild it
             return vocab_lib.Vocabulary.load(cached)
-    texts = split_texts(dataset, "train", tfds_dir) if dataset != "text8" else []
+    texts = split_texts(dataset, "train", tfds_dir, data_dir) if dataset != "text8" else []
     vocabulary = vocab_lib.build_vocabulary(dataset, texts)
     if cached:
         _write_atomically(cached, lambda f: f.write(vocabulary.to_json().encode()))
     return vocabulary
 
 
-def token_ids(dataset: str, split: str, vocabulary: vocab_lib.Vocabulary, tfds_dir=None) -> np.ndarray:
+def token_ids(
+    dataset: str, split: str, vocabulary: vocab_lib.Vocabulary, tfds_dir=None, data_dir=None
+) -> np.ndarray:
     """The whole split as one int32 id stream [N] (PTB: one end-of-line token per line).
 
-    Cached per (split, vocabulary) beside the prepared data after the first call."""
-    cache = _cache_folder(dataset, tfds_dir)
+    Cached per (split, vocabulary) beside the prepared data after the first call; ``tfds_dir``
+    and ``data_dir`` are ``prepared_builder``'s."""
+    cache = _cache_folder(dataset, tfds_dir, data_dir)
     cached = cache / f"ids-{split}-{vocabulary.digest()}.npy" if cache else None
     if cached and cached.is_file():
         with contextlib.suppress(OSError, ValueError):  # unreadable: rebuild it
             return np.load(cached)
-    texts = split_texts(dataset, split, tfds_dir)
+    texts = split_texts(dataset, split, tfds_dir, data_dir)
     tokens = [t for text in texts for t in vocab_lib.tokenize(dataset, text)]
     ids = np.asarray(vocabulary.encode(tokens), np.int32)
     if cached:

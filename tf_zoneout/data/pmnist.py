@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
+
+from tf_zoneout.data.builders_common import prepared_builder
 
 NUM_PIXELS = 784
 
@@ -21,6 +22,7 @@ def pmnist_dataset(
     shuffle_seed: int | None = None,
     tfds_dir=None,
     drop_remainder: bool = False,
+    data_dir=None,
 ) -> tf.data.Dataset:
     """Batches (x [B, 784, 1] float32 in [0, 1], y [B] int64) of (permuted) sequential MNIST.
 
@@ -29,9 +31,15 @@ def pmnist_dataset(
         batch_size: examples per batch.
         permute_seed: seed of the pixel permutation; None gives unpermuted sequential MNIST.
         shuffle_seed: shuffle the examples in an order fixed by this seed (None: keep the order).
+        tfds_dir: the prepared TFDS data folder (default ``~/tensorflow_datasets``).
+        drop_remainder: drop a last batch smaller than ``batch_size``.
+        data_dir: the raw MNIST files, laid out like shared/data (default ``$ZONEOUT_DATA_DIR``,
+            else download).
+
+    Raises:
+        DataError: ``data_dir`` is not a folder, or a raw file is missing or corrupt.
     """
-    builder = tfds.builder("zoneout_mnist", data_dir=tfds_dir)
-    builder.download_and_prepare()
+    builder = prepared_builder("zoneout_mnist", tfds_dir, data_dir)
     ds = builder.as_dataset(split=split, shuffle_files=False, as_supervised=True)
     order = None if permute_seed is None else tf.constant(permutation(permute_seed))
 

@@ -99,7 +99,8 @@ def plot(steps, results: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run(config, run_dir, tfds_dir=None, resume=False) -> dict:
+def run(config, run_dir, tfds_dir=None, data_dir=None, resume=False) -> dict:
+    """Train one pMNIST model per ``compare`` variant; write JSON + PNG of the gradient norms."""
     run_dir = Path(run_dir)
     names = [n.strip() for n in config.compare.split(",") if n.strip()]
     configs = {name: variant_config(config, name) for name in names}  # errors before any work
@@ -107,7 +108,7 @@ def run(config, run_dir, tfds_dir=None, resume=False) -> dict:
     results = {}
     for name, variant in configs.items():
         folder = run_dir / name
-        task = PmnistTask(variant, tfds_dir)
+        task = PmnistTask(variant, tfds_dir, data_dir)
         trainer = Trainer(task, folder, resume=resume and (folder / "checkpoints" / "checkpoint").exists())
         trainer.run()
         x, y = next(iter(task._batches("train")))

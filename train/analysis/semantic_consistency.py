@@ -126,8 +126,10 @@ def zoneout_rates(config) -> list[float]:
     return rates
 
 
-def run(config, run_dir, resume=False) -> dict:
-    """Train once per zoneout rate in ``compare``; write JSON + PNG with the learned W."""
+def run(config, run_dir, tfds_dir=None, data_dir=None, resume=False) -> dict:
+    """Train once per zoneout rate in ``compare``; write JSON + PNG with the learned W.
+
+    ``tfds_dir`` and ``data_dir`` are unused: the data are generated."""
     run_dir = Path(run_dir)
     results = {}
     for z in zoneout_rates(config):

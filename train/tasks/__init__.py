@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from tf_zoneout_train.config import RunConfig
+from tf_zoneout_train.task_registry import TaskFamily, task_info
 
 
-def get(config: RunConfig, tfds_dir=None):
-    """The Task for ``config.task`` (imported lazily: each pulls in its own data code)."""
-    if config.task in ("char_ptb", "word_ptb", "text8"):
-        from tf_zoneout_train.tasks.language_modeling import LanguageModelingTask
+def get(config: RunConfig, tfds_dir=None, data_dir=None):
+    """The Task for ``config.task``, its module imported only now (each pulls in its own data code).
 
-        return LanguageModelingTask(config, tfds_dir)
-    if config.task == "pmnist":
-        from tf_zoneout_train.tasks.pmnist import PmnistTask
+    Args:
+        config: the run's configuration.
+        tfds_dir: the prepared TFDS data folder (default ``~/tensorflow_datasets``).
+        data_dir: the raw data files, laid out like shared/data (default ``$ZONEOUT_DATA_DIR``,
+            else download).
 
-        return PmnistTask(config, tfds_dir)
-    if config.task == "seq2seq":
-        from tf_zoneout_train.tasks.seq2seq import Seq2SeqTask
-
-        return Seq2SeqTask(config)
-    raise ValueError(f"{config.task} is an analysis task; run it with train.analysis")
+    Raises:
+        ValueError: ``config.task`` is an analysis task, run by ``tf_zoneout_train.analysis``.
+    """
+    info = task_info(config.task)
+    if info.family is TaskFamily.ANALYSIS:
+        raise ValueError(f"{config.task} is an analysis task; run it with tf_zoneout_train.analysis")
+    return info.load()(config, tfds_dir=tfds_dir, data_dir=data_dir)

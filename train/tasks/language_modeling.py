@@ -12,9 +12,9 @@ from tf_zoneout import export as export_lib
 from tf_zoneout.data import lm
 from tf_zoneout.models import LanguageModel
 from tf_zoneout.models.language_model import token_nll
+from tf_zoneout_train.task_registry import task_info
 from tf_zoneout_train.tasks.base import Task, recurrent_spec
 
-DATASET_OF_TASK = {"char_ptb": "ptb_char", "word_ptb": "ptb_word", "text8": "text8"}
 EVAL_ROWS = 10  # parallel streams when the state is carried through an evaluation text
 
 
@@ -26,23 +26,23 @@ class LanguageModelingTask(Task):
     (``batching=contiguous``, Zaremba et al.). Evaluation reports both protocols.
     """
 
-    def __init__(self, config, tfds_dir=None):
+    def __init__(self, config, tfds_dir=None, data_dir=None):
         super().__init__(config)
         if config.cell == "bn_lstm":
             raise ValueError(
                 "recurrent batch normalization is available for pmnist; its per-time-step statistics "
                 "do not suit generation from a language model"
             )
-        self.dataset = DATASET_OF_TASK[config.task]
-        self.metric = "perplexity" if self.dataset == "ptb_word" else "bpc"
-        self.tfds_dir = tfds_dir
-        self.vocabulary = lm.load_vocabulary(self.dataset, tfds_dir)
+        info = task_info(config.task)
+        self.dataset, self.metric = info.dataset, info.metric
+        self.tfds_dir, self.data_dir = tfds_dir, data_dir
+        self.vocabulary = lm.load_vocabulary(self.dataset, tfds_dir, data_dir)
         self._ids = {}
         self._eval_step = None
 
     def ids(self, split: str) -> np.ndarray:
         if split not in self._ids:
-            ids = lm.token_ids(self.dataset, split, self.vocabulary, self.tfds_dir)
+            ids = lm.token_ids(self.dataset, split, self.vocabulary, self.tfds_dir, self.data_dir)
             if split == "train" and self.config.train_fraction < 1:
                 ids = ids[: max(int(len(ids) * self.config.train_fraction), 2 * self.config.seq_len + 2)]
             self._ids[split] = ids

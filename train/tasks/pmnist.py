@@ -21,9 +21,9 @@ class PmnistTask(Task):
 
     metric = "error"
 
-    def __init__(self, config, tfds_dir=None):
+    def __init__(self, config, tfds_dir=None, data_dir=None):
         super().__init__(config)
-        self.tfds_dir = tfds_dir
+        self.tfds_dir, self.data_dir = tfds_dir, data_dir
         self.permute_seed = config.seed if config.permute else None
 
     def build_model(self, jit_compile: bool | str = "auto"):
@@ -39,7 +39,13 @@ class PmnistTask(Task):
 
     def _batches(self, split, shuffle_seed=None, drop_remainder=False):
         return pmnist.pmnist_dataset(
-            split, self.config.batch_size, self.permute_seed, shuffle_seed, self.tfds_dir, drop_remainder
+            split,
+            self.config.batch_size,
+            self.permute_seed,
+            shuffle_seed,
+            self.tfds_dir,
+            drop_remainder,
+            data_dir=self.data_dir,
         )
 
     def train_batches(self, epoch: int) -> tf.data.Dataset:

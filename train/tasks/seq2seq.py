@@ -21,7 +21,8 @@ class Seq2SeqTask(Task):
 
     metric = "sequence_error"
 
-    def __init__(self, config, tfds_dir=None):
+    def __init__(self, config, tfds_dir=None, data_dir=None):
+        """``tfds_dir`` and ``data_dir`` are unused: the problems are generated."""
         super().__init__(config)
         self.symbols = data.ADDITION_SYMBOLS if config.seq2seq_task == "addition" else data.PROGRAM_SYMBOLS
         self.go_id = self.symbols.index(data.GO)
