@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 
-import numpy as np
-
+from tf_zoneout import signatures
 from tf_zoneout_serve.schemas import MAX_SEED, GenerateRequest
 
 
@@ -15,15 +13,21 @@ def new_seed() -> int:
 
 
 def generate_inputs(prompt: str, request: GenerateRequest, max_new_tokens: int, seed: int) -> dict:
-    """One row of the language models' ``serving_default`` inputs."""
-    return {
-        "prompt": np.asarray([prompt.encode()], object),
-        "max_new_tokens": np.asarray([max_new_tokens], np.int32),
-        "temperature": np.asarray([request.temperature], np.float32),
-        "top_k": np.asarray([request.top_k], np.int32),
-        "top_p": np.asarray([request.top_p], np.float32),
-        "seed": np.asarray([seed], np.int64),
-    }
+    """One row of the language models' ``serving_default`` inputs (``signatures.GENERATE``), with
+    the request's sampling settings."""
+    return signatures.generate_inputs(
+        [prompt],
+        max_new_tokens=max_new_tokens,
+        temperature=request.temperature,
+        top_k=request.top_k,
+        top_p=request.top_p,
+        seed=seed,
+    )
+
+
+def score_inputs(text: str) -> dict:
+    """One row of the language models' ``score`` inputs (``signatures.SCORE``)."""
+    return signatures.score_inputs([text])
 
 
 def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -42,16 +46,12 @@ def count_tokens(text: str, level: str | None) -> int:
 
 
 def score_body(outputs: dict, level: str | None) -> dict:
-    """The ScoreResponse fields from one row of the ``score`` signature's outputs."""
-    count = int(outputs["num_tokens"][0])
-    bits = float(outputs["bits_per_token"][0])
+    """The ScoreResponse fields from one row of the ``score`` signature's outputs: the numbers of
+    ``signatures.score_summary`` and each token with its surprisal."""
+    summary = signatures.score_summary(outputs, level)
+    count = summary["num_tokens"]
     return {
-        "unit": "character" if level == "char" else "token",
-        "num_tokens": count,
-        "bits_per_token": bits,
-        "perplexity": math.pow(2.0, bits),
-        "nll": float(outputs["nll"][0]),
+        **summary,
         "tokens": [t.decode("utf-8", "replace") for t in outputs["tokens"][0][:count]],
         "token_surprisal": [float(v) for v in outputs["token_surprisal"][0][:count]],
-        "num_unknown": int(outputs["num_unknown"][0]),
     }

@@ -11,7 +11,15 @@ from tf_zoneout_serve.schemas import largest_request_bytes
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app``."""
+    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app``.
+
+    Each field is read from ``ZONEOUT_<FIELD>`` (``ZONEOUT_MAX_BATCH_SIZE=32``); its description is
+    the field's documentation (docs/guide/serving.md lists them all).
+
+    Raises:
+        pydantic.ValidationError: a value is out of range, or ``max_body_bytes`` is too small for
+            a request of ``max_text_chars`` characters (the message gives the least size).
+    """
 
     model_config = SettingsConfigDict(env_prefix="ZONEOUT_", protected_namespaces=())
 
@@ -35,6 +43,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def body_limit_admits_every_valid_request(self):
+        """Refuse a body limit that would refuse requests the text limit allows."""
         needed = largest_request_bytes(self.max_text_chars)
         if self.max_body_bytes < needed:
             raise ValueError(

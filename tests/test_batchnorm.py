@@ -136,7 +136,7 @@ def test_hand_written_gradient_matches_autodiff_of_the_loop(jit_compile, zoneout
     of the same loop, through the per-step batch statistics and the zoneout masks."""
     import tensorflow as tf
 
-    from tf_zoneout.batchnorm import _loop, _recurrence
+    from tf_zoneout.kernels.batch_norm_lstm import forward, recurrence
 
     rng = np.random.default_rng(3)
     steps, batch = 6, 5
@@ -157,8 +157,8 @@ def test_hand_written_gradient_matches_autodiff_of_the_loop(jit_compile, zoneout
             loss = tf.reduce_sum(h_seq * weights[0]) + tf.reduce_sum((h + 2 * c) * weights[1])
         return [np.asarray(g) for g in tape.gradient(loss, args)], np.asarray(h_seq)
 
-    expected, expected_h = grads(lambda: _loop(*args, keeps, None)[:4])
-    actual, actual_h = grads(lambda: _recurrence(args, keeps, None, jit_compile))
+    expected, expected_h = grads(lambda: forward(*args, keeps, None)[:4])
+    actual, actual_h = grads(lambda: recurrence(args, keeps, None, jit_compile))
     np.testing.assert_allclose(actual_h, expected_h, rtol=1e-5, atol=1e-6)
     for got, want in zip(actual, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -236,3 +236,19 @@ def test_canonical_step_interns_equal_steps_and_passes_unhashable_ones_through()
 
     odd = Unhashable()
     assert scan.canonical_step(odd) is odd
+
+
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_every_step_has_the_written_step_interface(name):
+    """Each step provides what ``scan.Step`` documents, with the same method parameters."""
+    import inspect
+
+    from tf_zoneout.kernels.scan import Step
+
+    step = STEPS[name][0]
+    hash(step)  # canonical_step keys traces by it
+    for attribute in ("num_saved", "has_backward", "distinct_rec_grad"):
+        assert isinstance(getattr(step, attribute), bool | int), attribute
+    for method in ("forward", "backward"):
+        expected = list(inspect.signature(getattr(Step, method)).parameters)[1:]
+        assert list(inspect.signature(getattr(step, method)).parameters) == expected, method

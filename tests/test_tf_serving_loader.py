@@ -20,10 +20,10 @@ from conftest import SERVED
 from serving_probe import CASES
 
 import tf_zoneout as tz
-from tf_zoneout import cc_loader, export_graph
+from tf_zoneout import cc_loader, export_graph, signatures
 from tf_zoneout import export as export_lib
 from tf_zoneout.cc_loader import CcLoaderError, CcSavedModel, same_values
-from tf_zoneout.model_base import read_metadata
+from tf_zoneout.model_base import ModelKind, read_metadata
 
 PROBE = Path(__file__).with_name("serving_probe.py")
 
@@ -129,18 +129,25 @@ def test_the_graph_check_finds_xla_random_and_stateful_random_ops(tmp_path):
 
 
 class _XlaModule:
-    """An export module whose signature is compiled with XLA: what a jit_compile model would export."""
+    """A classifier's export module whose signature is compiled with XLA: what a jit_compile model
+    would export."""
+
+    kind = ModelKind.CLASSIFIER
 
     def __init__(self):
         self.resources, self.deterministic = [], ("serving_default",)
-        self.variable = tf.Variable([1.0, 2.0])
-        spec = [tf.TensorSpec([None, 2], tf.float32, name="x")]
+        self.variable = tf.Variable(tf.ones([784, 10]))
+
+        def classify(pixels):
+            probabilities = tf.nn.softmax(pixels @ self.variable)
+            return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}
+
         self.signatures = {
             "serving_default": tf.function(
-                lambda x: {"y": x * self.variable}, input_signature=spec, jit_compile=True
+                classify, input_signature=signatures.CLASSIFY.tensor_specs(), jit_compile=True
             )
         }
-        self.warmup = {"serving_default": {"x": np.ones([1, 2], np.float32)}}
+        self.warmup = {"serving_default": {"pixels": np.ones([1, 784], np.float32)}}
 
 
 def test_an_export_that_would_not_serve_portably_is_refused_and_leaves_nothing(tmp_path):

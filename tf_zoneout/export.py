@@ -1,12 +1,13 @@
-"""SavedModel exports with text-in/text-out signatures (each signature's inputs and outputs are
-listed in docs/guide/export.md).
+"""SavedModel exports with text-in/text-out signatures, whose inputs and outputs are declared in
+``tf_zoneout.signatures`` (and listed in docs/guide/export.md).
 
-- ``export_language_model``: ``serving_default`` generates (prompt, max_new_tokens,
-  temperature, top_k, top_p, seed -> text, logprob, num_tokens) and ``score`` scores
-  (text -> nll, num_tokens, bits_per_token, token_surprisal, lengths, tokens,
-  num_unknown). Tokenization and sampling run in the graph.
-- ``export_seq2seq``: ``serving_default`` problem -> answer.
-- ``export_classifier``: ``serving_default`` pixels [None, 784] -> probabilities, label.
+- ``export_language_model``: ``serving_default`` generates (``signatures.GENERATE``: prompt,
+  max_new_tokens, temperature, top_k, top_p, seed -> text, logprob, num_tokens, ...) and ``score``
+  scores (``signatures.SCORE``: text -> nll, num_tokens, bits_per_token, token_surprisal, ...).
+  Tokenization and sampling run in the graph.
+- ``export_seq2seq``: ``serving_default`` problem -> answer (``signatures.ANSWER``).
+- ``export_classifier``: ``serving_default`` pixels [None, 784] -> probabilities, label
+  (``signatures.CLASSIFY``).
 
 Every export holds ``metadata.json`` (task, vocabulary, metrics, config) next to
 ``saved_model.pb``, and TF Serving's warm-up requests (one per signature) in
@@ -42,48 +43,36 @@ import tensorflow as tf
 
 from tf_zoneout import cc_loader, export_graph, sampling
 from tf_zoneout.model_base import METADATA_FILE, ModelKind
+from tf_zoneout.signatures import ANSWER, CLASSIFY, GENERATE, SCORE, SIGNATURES, TOP_LOGPROBS, generate_inputs
 from tf_zoneout.text_codec import CodecSpec, TextCodec
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
-TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API allows up to 5)
 
 
 class ExportError(RuntimeError):
     """The SavedModel could not be written, or does not serve as the in-memory model does."""
 
 
-def _batched(dtype, name):
-    return tf.TensorSpec([None], dtype, name=name)
-
-
 class LanguageModelModule:
     """Generation and scoring around a ``LanguageModel`` and its vocabulary file."""
+
+    kind = ModelKind.LANGUAGE_MODEL
 
     def __init__(self, model, codec: TextCodec):
         self.model = model
         self.codec = codec
         self.top = min(TOP_LOGPROBS, model.vocab_size)
         self.resources = [codec]  # its lookup tables and vocabulary asset
-        self.signatures = {"serving_default": self.generate, "score": self.score}
-        self.deterministic = ("score",)  # generation samples, statelessly, from its seed input
-        texts = np.array([b"the company said", b"", b"  ", "\u00e9\u00df \u2603".encode()], dtype=object)
-        count = len(texts)
-        self.warmup = {
-            "serving_default": {
-                "prompt": texts,
-                "max_new_tokens": np.array([8, 0, 3, 1], np.int32),
-                "temperature": np.array([1.0, 0.7, 0.0, 1.0], np.float32),
-                "top_k": np.array([0, 5, 0, 1], np.int32),
-                "top_p": np.array([1.0, 0.9, 1.0, 1.0], np.float32),
-                "seed": np.arange(1, count + 1, dtype=np.int64),
-            },
-            "score": {"text": texts},
-        }
-        generate = self.warmup["serving_default"]
+        self.signatures = {GENERATE.key: self.generate, SCORE.key: self.score}
+        self.deterministic = (SCORE.key,)  # generation samples, statelessly, from its seed input
+        texts = ["the company said", "", "  ", "\u00e9\u00df \u2603"]
+        generate = generate_inputs(
+            texts, max_new_tokens=[8, 0, 3, 1], temperature=[1.0, 0.7, 0.0, 1.0], top_k=[0, 5, 0, 1],
+            top_p=[1.0, 0.9, 1.0, 1.0], seed=np.arange(1, len(texts) + 1),
+        )  # fmt: skip
+        self.warmup = {GENERATE.key: generate, SCORE.key: {"text": generate["prompt"]}}
         # Rows that sample (temperature > 0 and tokens to make); greedy rows are deterministic.
-        self.sampled_rows = {
-            "serving_default": (generate["temperature"] > 0) & (generate["max_new_tokens"] > 0)
-        }
+        self.sampled_rows = {GENERATE.key: (generate["temperature"] > 0) & (generate["max_new_tokens"] > 0)}
 
     def _prefixed(self, texts):
         """(ids [B, L] with the start token first, lengths [B] incl. it, unknown [B])."""
@@ -92,7 +81,7 @@ class LanguageModelModule:
         lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
         return tf.concat([start, ids.to_tensor(0)], axis=1), lengths, unknown
 
-    @tf.function(input_signature=[_batched(tf.string, "text")], autograph=False)
+    @tf.function(input_signature=SCORE.tensor_specs(), autograph=False)
     def score(self, text):
         """Surprisal of every token of each text, read with the state carried through it.
 
@@ -131,17 +120,7 @@ class LanguageModelModule:
             "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
         }
 
-    @tf.function(
-        input_signature=[
-            _batched(tf.string, "prompt"),
-            _batched(tf.int32, "max_new_tokens"),
-            _batched(tf.float32, "temperature"),
-            _batched(tf.int32, "top_k"),
-            _batched(tf.float32, "top_p"),
-            _batched(tf.int64, "seed"),
-        ],
-        autograph=False,
-    )
+    @tf.function(input_signature=GENERATE.tensor_specs(), autograph=False)
     def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         """Continue each prompt by up to ``max_new_tokens`` sampled tokens.
 
@@ -206,6 +185,8 @@ class LanguageModelModule:
 class Seq2SeqModule:
     """problem string -> answer string, greedy, for a ``Seq2Seq`` model."""
 
+    kind = ModelKind.SEQ2SEQ
+
     def __init__(self, model, symbols: str, problem_len: int, answer_len: int, pad: str, go: str):
         self.model = model
         self.symbols = tf.constant(list(symbols))
@@ -215,12 +196,12 @@ class Seq2SeqModule:
         self.problem_len, self.answer_len = problem_len, answer_len
         self.pad_id, self.go_id = symbols.index(pad), symbols.index(go)
         self.resources = [self.table]
-        self.signatures = {"serving_default": self.answer}
-        self.deterministic = ("serving_default",)  # greedy decoding
+        self.signatures = {ANSWER.key: self.answer}
+        self.deterministic = (ANSWER.key,)  # greedy decoding
         problems = [symbols[1] + "+" + symbols[2], "", " ", symbols * 3, "\u2603"]
-        self.warmup = {"serving_default": {"problem": np.array([p.encode() for p in problems], dtype=object)}}
+        self.warmup = {ANSWER.key: {"problem": np.array([p.encode() for p in problems], dtype=object)}}
 
-    @tf.function(input_signature=[_batched(tf.string, "problem")], autograph=False)
+    @tf.function(input_signature=ANSWER.tensor_specs(), autograph=False)
     def answer(self, problem):
         chars = tf.strings.unicode_split(tf.strings.regex_replace(problem, r"\s", ""), "UTF-8")
         # On flat values: element-wise ops on ragged tensors add many shape assertions to the graph.
@@ -251,21 +232,43 @@ class Seq2SeqModule:
 class ClassifierModule:
     """pixels [B, 784] in [0, 1] (row-major image) -> class probabilities and label."""
 
+    kind = ModelKind.CLASSIFIER
+
     def __init__(self, model, permutation=None):
         self.model = model
         self.order = None if permutation is None else tf.constant(permutation, tf.int32)
         self.resources = []
-        self.signatures = {"serving_default": self.classify}
-        self.deterministic = ("serving_default",)
+        self.signatures = {CLASSIFY.key: self.classify}
+        self.deterministic = (CLASSIFY.key,)
         pixels = np.stack([np.zeros(784), np.linspace(0.0, 1.0, 784)]).astype(np.float32)
-        self.warmup = {"serving_default": {"pixels": pixels}}
+        self.warmup = {CLASSIFY.key: {"pixels": pixels}}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.float32, name="pixels")], autograph=False)
+    @tf.function(input_signature=CLASSIFY.tensor_specs(), autograph=False)
     def classify(self, pixels):
         if self.order is not None:
             pixels = tf.gather(pixels, self.order, axis=1)
         probabilities = tf.nn.softmax(self.model(pixels[:, :, None], training=False))
         return {"probabilities": probabilities, "label": tf.argmax(probabilities, axis=-1)}
+
+
+def _check_declared(module) -> None:
+    """The module's signatures are its kind's in ``tf_zoneout.signatures``: the same keys, and each
+    traced function returns exactly the declared outputs (their inputs come from the declaration).
+
+    Raises:
+        ExportError: a signature is missing, extra or returns other outputs.
+    """
+    declared = {signature.key: signature for signature in SIGNATURES[module.kind]}
+    if set(declared) != set(module.signatures):
+        raise ExportError(
+            f"a {module.kind} export has the signatures {sorted(declared)}; got {sorted(module.signatures)}"
+        )
+    for key, function in module.signatures.items():
+        outputs = function.get_concrete_function().structured_outputs  # traced from its input_signature
+        try:
+            declared[key].check_outputs(outputs)
+        except ValueError as error:
+            raise ExportError(str(error)) from None
 
 
 def _write_archive(module, directory: Path) -> None:
@@ -277,11 +280,11 @@ def _write_archive(module, directory: Path) -> None:
     """
     import keras
 
+    _check_declared(module)
     archive = keras.export.ExportArchive()
     for resource in module.resources:
         archive.track(resource)
     for name, function in module.signatures.items():
-        function.get_concrete_function()  # traced from its input_signature
         archive.add_endpoint(name, function)
     # Serving needs no gradients: do not trace the layers' custom gradients.
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
@@ -371,7 +374,24 @@ def _save(module, directory, metadata: dict) -> Path:
 
 
 def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
-    """Export a ``LanguageModel`` (built with jit_compile=False) and its ``Vocabulary``."""
+    """Export a ``LanguageModel`` and its ``Vocabulary``: ``serving_default`` generates, ``score``
+    scores (``signatures.GENERATE``, ``signatures.SCORE``).
+
+    Args:
+        model: a built ``LanguageModel`` whose layers use jit_compile=False.
+        vocabulary: its ``Vocabulary`` (written into the export as an asset).
+        directory: the export folder; replaced as a whole once the new export is checked.
+        metadata: what ``metadata.json`` records (task, metrics, config); kind, level, vocabulary
+            size and data set are added.
+
+    Returns:
+        ``directory``.
+
+    Raises:
+        ValueError: a vocabulary token contains a newline.
+        ExportError: the export would not serve portably, or TensorFlow's C++ loader cannot load
+            it or answers differently from ``model``.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         vocab_file = Path(scratch) / "vocab.txt"
         if any("\n" in t for t in vocabulary.tokens):
@@ -390,14 +410,40 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
 
 
 def export_seq2seq(model, symbols, problem_len, answer_len, pad, go, directory, metadata: dict) -> Path:
-    """Export a ``Seq2Seq`` model: ``serving_default`` problem -> answer."""
+    """Export a ``Seq2Seq`` model: ``serving_default`` problem -> answer (``signatures.ANSWER``).
+
+    Args:
+        model: a built ``Seq2Seq`` (jit_compile=False).
+        symbols: its symbol string (index = token id).
+        problem_len: the padded problem length it was trained with.
+        answer_len: the answer length it decodes.
+        pad: its padding symbol.
+        go: its start symbol.
+        directory: as for ``export_language_model``.
+        metadata: as for ``export_language_model``.
+
+    Raises:
+        ExportError: as for ``export_language_model``.
+    """
     module = Seq2SeqModule(model, symbols, problem_len, answer_len, pad, go)
     metadata = {**metadata, "kind": ModelKind.SEQ2SEQ.value, "vocab_size": len(symbols)}
     return _save(module, directory, metadata)
 
 
 def export_classifier(model, permutation, directory, metadata: dict) -> Path:
-    """Export a pixel-sequence ``SequenceClassifier``: ``serving_default`` pixels -> label."""
+    """Export a pixel-sequence ``SequenceClassifier``: ``serving_default`` pixels -> probabilities,
+    label (``signatures.CLASSIFY``).
+
+    Args:
+        model: a built ``SequenceClassifier`` reading [B, 784, 1] (jit_compile=False).
+        permutation: the [784] pixel order it was trained with (pMNIST), or None; applied inside
+            the signature, so clients send images row-major.
+        directory: as for ``export_language_model``.
+        metadata: as for ``export_language_model``.
+
+    Raises:
+        ExportError: as for ``export_language_model``.
+    """
     module = ClassifierModule(model, permutation)
     metadata = {**metadata, "kind": ModelKind.CLASSIFIER.value}
     return _save(module, directory, metadata)

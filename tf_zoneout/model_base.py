@@ -74,7 +74,11 @@ def is_model_name(name: str) -> bool:
 
 
 def check_model_name(name: str) -> str:
-    """``name`` if it is safe as one path component, else ValueError saying what is allowed."""
+    """``name`` if it is safe as one path component (``is_model_name``).
+
+    Raises:
+        ValueError: it is not; the message says what is allowed.
+    """
     if not is_model_name(name):
         raise ValueError(
             f"model name {name!r} must be 1-64 letters, digits, '_', '.' or '-', "
@@ -84,8 +88,12 @@ def check_model_name(name: str) -> str:
 
 
 def versions(model_dir: Path, complete_only: bool = False) -> list[int]:
-    """The numeric version folders of a model folder, ascending (``complete_only``: those holding a
-    saved_model.pb)."""
+    """The numeric version folders of a model folder, ascending.
+
+    Args:
+        model_dir: MODEL_BASE/NAME (a missing folder has no versions).
+        complete_only: only the versions holding a ``saved_model.pb``.
+    """
     if not model_dir.is_dir():
         return []
     return sorted(
@@ -109,7 +117,11 @@ def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
 
 
 def resolve_export(path: Path) -> Path:
-    """The SavedModel folder for ``path``: itself, or a model folder's highest complete version."""
+    """The SavedModel folder for ``path``: itself, or a model folder's highest complete version.
+
+    Raises:
+        FileNotFoundError: ``path`` is neither.
+    """
     if (path / "saved_model.pb").exists():
         return path
     found = versions(path, complete_only=True)
@@ -134,7 +146,23 @@ def read_metadata(version_dir: Path) -> dict:
 
 
 def publish(export_dir: Path, model_base: Path, name: str) -> Path:
-    """Copy ``export_dir`` to model_base/name/<next version>; the version appears complete or not at all."""
+    """Copy an export to ``model_base/name/<next version>`` and rewrite TF Serving's model config.
+
+    The version appears complete or not at all (copied beside it, then renamed); two publishers at
+    once get two versions.
+
+    Args:
+        export_dir: a SavedModel folder (a run's ``export/``).
+        model_base: the TF Serving model base.
+        name: the model's name (``check_model_name``).
+
+    Returns:
+        The new version's folder.
+
+    Raises:
+        FileNotFoundError: ``export_dir`` holds no ``saved_model.pb``.
+        ValueError: ``name`` is not a valid model name.
+    """
     if not (export_dir / "saved_model.pb").exists():
         raise FileNotFoundError(f"{export_dir} is not a SavedModel (no saved_model.pb); did the run finish?")
     model_dir = model_base / check_model_name(name)
@@ -156,8 +184,16 @@ def publish(export_dir: Path, model_base: Path, name: str) -> Path:
 
 
 def write_serving_config(model_base: Path, serving_base: str = "/models") -> Path:
-    """TF Serving's model config listing every model under ``model_base`` (as seen at ``serving_base``),
-    and its batching parameters (``BATCHING_PARAMETERS``) unless the folder has its own already."""
+    """Write TF Serving's model config listing every model under ``model_base``, and its batching
+    parameters (``BATCHING_PARAMETERS``) unless the folder has its own already.
+
+    Args:
+        model_base: the model base on this machine.
+        serving_base: the same folder as TF Serving sees it (the compose file mounts it at /models).
+
+    Returns:
+        The config file's path (``model_base/models.config``).
+    """
     names = sorted(
         p.name for p in model_base.iterdir() if p.is_dir() and is_model_name(p.name) and versions(p)
     )

@@ -133,7 +133,21 @@ class EpochTotals:
 
 
 class Trainer:
-    """Runs one task's training in ``run_dir`` (see the module docstring)."""
+    """Runs one task's training in ``run_dir`` (see the module docstring).
+
+    Args:
+        task: the experiment (a ``tasks.base.Task``, from ``tasks.get``).
+        run_dir: the run folder: config, metrics, checkpoints, figures and the export.
+        resume: continue the run in ``run_dir`` from its newest whole checkpoint.
+        show_progress: progress bars (the chief only).
+        strategy: the ``tf.distribute`` strategy; made from ``config.strategy`` when None.
+            Multi-worker strategies must be created before any TensorFlow op runs, so
+            ``zoneout train`` makes it first and passes it.
+
+    Raises:
+        RunFolderError: ``resume`` and no checkpoint in ``run_dir``, or a run there already and
+            not ``resume``.
+    """
 
     def __init__(
         self,
@@ -143,8 +157,6 @@ class Trainer:
         show_progress: bool = True,
         strategy=None,
     ):
-        """``strategy``: made from ``config.strategy`` when None. Multi-worker strategies must be
-        created before any TensorFlow op runs, so ``zoneout train`` makes it first and passes it."""
         self.task = task
         self.strategy = strategy
         self.config: RunConfig = task.config
@@ -561,7 +573,11 @@ class Trainer:
 
     def restore_final(self):
         """Rebuild a finished run's model (``self.model``) with the weights it was tested and
-        exported with: the best validation checkpoint, else the last one. Trains nothing."""
+        exported with: the best validation checkpoint, else the last one. Trains nothing.
+
+        Raises:
+            RunFolderError: the Trainer was not created with ``resume=True``.
+        """
         if not self.resume:
             raise RunFolderError("restore_final reads a finished run: create the Trainer with resume=True")
         self._build()

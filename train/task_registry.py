@@ -5,8 +5,8 @@ the command line (``zoneout train TASK``), the training loop's task factory (``t
 analysis runner and the run comparison all read it; a new task is one entry here, one preset in
 ``config.py`` and its module.
 
->>> [task.name for task in TASKS if task.family is TaskFamily.LANGUAGE_MODEL]
-['char_ptb', 'word_ptb', 'text8']
+>>> names_of(TaskFamily.LANGUAGE_MODEL)
+('char_ptb', 'word_ptb', 'text8')
 >>> task_info("word_ptb").metric
 'perplexity'
 """

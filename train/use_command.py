@@ -8,10 +8,10 @@ sample and score inside the graph.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
+from tf_zoneout import signatures
 from tf_zoneout.json_files import DamagedFileError
 from tf_zoneout.model_base import ModelKind, read_metadata, resolve_export
 
@@ -30,36 +30,40 @@ def _load(path: Path, command: str):
     return tf.saved_model.load(str(directory)), metadata
 
 
-def sample(args) -> int:
+def _call(model, signature: signatures.Signature, inputs: dict) -> dict:
+    """``signature`` of the loaded SavedModel on ``inputs`` (NumPy arrays); its outputs as NumPy."""
     import tensorflow as tf
 
+    outputs = model.signatures[signature.key](**{k: tf.constant(v) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def sample(args) -> int:
     loaded = _load(args.export, "sample")
     if loaded is None:
         return 1
     model, metadata = loaded
     kind = metadata.get("kind")
     if kind == ModelKind.SEQ2SEQ:
-        answer = model.signatures["serving_default"](problem=tf.constant([args.prompt]))["answer"]
-        print(answer.numpy()[0].decode())
+        answer = _call(model, signatures.ANSWER, signatures.answer_inputs([args.prompt]))["answer"]
+        print(answer[0].decode())
         return 0
     if kind not in (None, ModelKind.LANGUAGE_MODEL):
         print(f"zoneout sample: error: a {kind} export does not generate text", file=sys.stderr)
         return 1
-    out = model.signatures["serving_default"](
-        prompt=tf.constant([args.prompt]),
-        max_new_tokens=tf.constant([args.max_new_tokens], tf.int32),
-        temperature=tf.constant([args.temperature], tf.float32),
-        top_k=tf.constant([args.top_k], tf.int32),
-        top_p=tf.constant([args.top_p], tf.float32),
-        seed=tf.constant([args.seed], tf.int64),
+    inputs = signatures.generate_inputs(
+        [args.prompt],
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
     )
-    print(args.prompt + out["text"].numpy()[0].decode())
+    print(args.prompt + _call(model, signatures.GENERATE, inputs)["text"][0].decode())
     return 0
 
 
 def score(args) -> int:
-    import tensorflow as tf
-
     if (args.text is None) == (args.file is None):
         print("zoneout score: error: give exactly one of --text or --file", file=sys.stderr)
         return 2
@@ -68,18 +72,17 @@ def score(args) -> int:
     if loaded is None:
         return 1
     model, metadata = loaded
-    if "score" not in model.signatures:
+    if signatures.SCORE.key not in model.signatures:
         print("zoneout score: error: this export has no `score` signature", file=sys.stderr)
         return 1
-    out = model.signatures["score"](text=tf.constant([text]))
-    bits = float(out["bits_per_token"][0])
-    unit = "character" if metadata.get("level") == "char" else "token"
+    out = _call(model, signatures.SCORE, signatures.score_inputs([text]))
+    summary = signatures.score_summary(out, metadata.get("level"))
     result = {
-        "num_tokens": int(out["num_tokens"][0]),
-        f"bits_per_{unit}": bits,
-        "perplexity": math.pow(2.0, bits),
-        "nll_nats": float(out["nll"][0]),
-        "num_unknown": int(out["num_unknown"][0]),
+        "num_tokens": summary["num_tokens"],
+        f"bits_per_{summary['unit']}": summary["bits_per_token"],
+        "perplexity": summary["perplexity"],
+        "nll_nats": summary["nll"],
+        "num_unknown": summary["num_unknown"],
     }
     print(json.dumps(result, indent=1))
     return 0

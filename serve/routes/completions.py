@@ -14,10 +14,10 @@ import secrets
 import time
 from types import SimpleNamespace
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from tf_zoneout import signatures
 from tf_zoneout_serve import completions, errors, generation
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
 from tf_zoneout_serve.errors import ApiError, responses
@@ -117,11 +117,11 @@ class ModelCall:
 
     async def generate(self, prompt: str, tokens: int, seed: int) -> dict:
         inputs = generation.generate_inputs(prompt, self.sampling, tokens, seed)
-        return await run_signature(self.model, "serving_default", inputs, self.request, self.settings)
+        return await run_signature(self.model, signatures.GENERATE.key, inputs, self.request, self.settings)
 
     async def score(self, text: str) -> dict:
-        inputs = {"text": np.asarray([text.encode()], object)}
-        return await run_signature(self.model, "score", inputs, self.request, self.settings)
+        inputs = generation.score_inputs(text)
+        return await run_signature(self.model, signatures.SCORE.key, inputs, self.request, self.settings)
 
 
 async def stream(call: ModelCall, body, prompts: list[str], stop: list[str], base_seed: int, metrics):

@@ -3,10 +3,10 @@
 # No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
 import json
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from tf_zoneout import signatures
 from tf_zoneout.model_base import ModelKind
 from tf_zoneout_serve import generation
 from tf_zoneout_serve.dependencies import MetricsDep, SettingsDep, model_offering
@@ -49,8 +49,8 @@ async def answer(
     model: LoadedModel, body: GenerateRequest, request: Request, settings: Settings
 ) -> GenerateResponse:
     """A seq2seq model's answer to the problem in ``body.prompt``."""
-    problem = {"problem": np.asarray([body.prompt.encode()], object)}
-    outputs = await run_signature(model, "serving_default", problem, request, settings)
+    problem = signatures.answer_inputs([body.prompt])
+    outputs = await run_signature(model, signatures.ANSWER.key, problem, request, settings)
     text = outputs["answer"][0].decode()
     return GenerateResponse(
         model=model.name,
@@ -91,7 +91,7 @@ def build_router(models: RequestModels) -> APIRouter:
             return await answer(model, body, request, settings)
         seed = body.seed if body.seed is not None else generation.new_seed()
         inputs = generation.generate_inputs(body.prompt, body, body.max_new_tokens, seed)
-        outputs = await run_signature(model, "serving_default", inputs, request, settings)
+        outputs = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
         text, stopped = generation.cut_at_stop(outputs["text"][0].decode("utf-8", "replace"), body.stop)
         count = (
             generation.count_tokens(text, model.metadata.get("level"))
@@ -137,7 +137,7 @@ def build_router(models: RequestModels) -> APIRouter:
             # The first chunk runs before the response starts, so overload is still a clean 503.
             size = min(settings.stream_chunk_tokens, body.max_new_tokens)
             inputs = generation.generate_inputs(body.prompt, body, size, seed)
-            first = await run_signature(model, "serving_default", inputs, request, settings)
+            first = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
 
         async def events():
             if isinstance(first, GenerateResponse):
@@ -159,7 +159,7 @@ def build_router(models: RequestModels) -> APIRouter:
                 size = min(settings.stream_chunk_tokens, body.max_new_tokens - produced)
                 inputs = generation.generate_inputs(body.prompt + text, body, size, seed + chunk_index)
                 try:
-                    outputs = await run_signature(model, "serving_default", inputs, request, settings)
+                    outputs = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
                 except ApiError as error:
                     yield sse({"detail": error.detail}, event="error")
                     return

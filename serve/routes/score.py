@@ -1,9 +1,9 @@
 """POST /v1/models/{name}/score."""
 
 # No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
-import numpy as np
 from fastapi import APIRouter, Request
 
+from tf_zoneout import signatures
 from tf_zoneout_serve import generation
 from tf_zoneout_serve.dependencies import SettingsDep, model_offering
 from tf_zoneout_serve.errors import responses
@@ -29,8 +29,8 @@ def build_router(models: RequestModels) -> APIRouter:
 
         A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
         word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
-        inputs = {"text": np.asarray([body.text.encode()], object)}
-        outputs = await run_signature(model, "score", inputs, request, settings)
+        inputs = generation.score_inputs(body.text)
+        outputs = await run_signature(model, signatures.SCORE.key, inputs, request, settings)
         return {
             "model": model.name,
             "version": model.version,

@@ -16,11 +16,63 @@ Why it is shaped this way (measured on 2-core CPUs; figures in docs/BENCHMARKS.m
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import tensorflow as tf
 
 from tf_zoneout import masks
 from tf_zoneout.zoneout import mix
+
+
+class Step(Protocol):
+    """What ``forward``, ``backward`` and ``run`` need of a cell's step math (``LSTMStep``,
+    ``GRUStep``, ``SimpleRNNStep``). A step is a frozen dataclass (hashable: ``canonical_step``
+    keys traces by it) and holds no weights: the loop passes them in.
+
+    With B the batch, H the units and G the width of the projections (4H for the LSTM, 3H for
+    the GRU, H for the tanh RNN); ``state`` is a tuple of S tensors [B, H], state 0 being the
+    output h (the LSTM's are (h, c), plus o' with output-gate zoneout).
+
+    Attributes:
+        num_saved: how many per-step tensors ``forward`` saves for ``backward``.
+        has_backward: whether ``backward`` is exact for this step's activations (else ``run``
+            differentiates ``forward`` with TensorFlow's autodiff).
+        distinct_rec_grad: whether the gradient w.r.t. the recurrent projection differs from the
+            one w.r.t. the input projection (the GRU's reset gate multiplies only the former).
+    """
+
+    num_saved: int
+    has_backward: bool
+    distinct_rec_grad: bool
+
+    def forward(self, xw_t, rec_t, state, update=None):
+        """One step before zoneout.
+
+        Args:
+            xw_t: [B, G] this step's input projection (bias included).
+            rec_t: [B, G] h_{t-1} @ U (+ the recurrent bias).
+            state: the S states before this step.
+            update: input-gate dropout's factor on the new content ([B, H], [B, 1], scalar), or None.
+
+        Returns:
+            ``(candidates, saved)``: the S candidate states [B, H] (zoneout then mixes each with its
+            previous value), and ``num_saved`` tensors [B, ...] for ``backward``.
+        """
+
+    def backward(self, d_candidates, saved, prev, update=None):
+        """The step's gradients.
+
+        Args:
+            d_candidates: S gradients [B, H] w.r.t. the candidates (after zoneout's split).
+            saved: what ``forward`` saved at this step.
+            prev: the S states before it.
+            update: as given to ``forward``.
+
+        Returns:
+            ``(d_prev, d_xw_t, d_rec_t)``: S gradients w.r.t. the previous states that do not go
+            through ``rec_t`` (None where there is none), and [B, G] w.r.t. ``xw_t`` and ``rec_t``
+            (the same tensor unless ``distinct_rec_grad``).
+        """
 
 
 def split_gradient(keep, d):
@@ -33,12 +85,16 @@ def split_gradient(keep, d):
     return (1.0 - keep) * d, keep * d
 
 
-class _KeepReader:
-    """Reads a state's keep factor at step t.
+class KeepReader:
+    """Reads a state's keep factor at step t inside a ``tf.while_loop``: the one reader of every
+    recurrence here (``forward``, ``backward`` and ``kernels.batch_norm_lstm``).
 
-    None; a constant ([B, H], [B, 1] or scalar); a per-step tensor ([T, B, H] or
-    [T, B, 1]); or a ``HashedMask``, generated at each step from its hash (nothing
-    stored: the backward pass regenerates the same bits).
+    Args:
+        keep: None; a constant ([B, H], [B, 1] or scalar); a per-step tensor ([T, B, H] or
+            [T, B, 1]), read through a TensorArray; or a ``HashedMask``, generated at each step
+            from its hash (nothing stored: the backward pass regenerates the same bits).
+        num_steps: T.
+        state: a [B, H] tensor of the state it applies to (its shape and dtype, for hashed masks).
     """
 
     def __init__(self, keep, num_steps, state):
@@ -68,7 +124,7 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=
     """Run ``step`` over time with zoneout on every state.
 
     Args:
-        step: a step object (``LSTMStep``, ``GRUStep`` or ``SimpleRNNStep``).
+        step: a ``Step`` (``LSTMStep``, ``GRUStep`` or ``SimpleRNNStep``).
         xw: [T, B, G] hoisted input projection (bias included).
         u: [H, G] recurrent kernel.
         b_rec: [G] recurrent bias or None.
@@ -88,8 +144,8 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=
     """
     num_steps = tf.shape(xw)[0]
     xw_ta = _unstack(xw, num_steps)
-    readers = [_KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
-    update_reader = _KeepReader(update, num_steps, state0[0])
+    readers = [KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
+    update_reader = KeepReader(update, num_steps, state0[0])
     state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps) for s in state0)
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
@@ -120,7 +176,14 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
             sequences, or None for a state whose sequence is not used (state 0's
             sequence is the layer's output).
         d_final: tuple of [B, H] gradients w.r.t. the final states.
-        Other arguments as returned by / passed to ``forward``.
+        u: [H, G] recurrent kernel, as passed to ``forward``.
+        state0: the initial states, as passed to ``forward``.
+        state_seqs: ``forward``'s state sequences.
+        saved_seqs: ``forward``'s saved step values (``save=True``).
+        keeps: as passed to ``forward``.
+        update: as passed to ``forward``.
+        rec_mask: as passed to ``forward``.
+        xw_dtype: the dtype of ``xw`` (of the d_xw it returns).
 
     Returns:
         ``(d_xw [T, B, G], d_u [H, G], d_b_rec [G], d_state0 tuple)``.
@@ -134,8 +197,8 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
             return masks.materialize_factor(keep, tf.shape(state), num_steps, state.dtype)
         return keep
 
-    readers = [_KeepReader(materialized(k, s), num_steps, s) for k, s in zip(keeps, state0)]
-    update_reader = _KeepReader(materialized(update, state0[0]), num_steps, state0[0])
+    readers = [KeepReader(materialized(k, s), num_steps, s) for k, s in zip(keeps, state0)]
+    update_reader = KeepReader(materialized(update, state0[0]), num_steps, state0[0])
     d_seq_tas = tuple(None if d is None else _unstack(d, num_steps) for d in d_seqs)
     # prev_seqs[t] = state before step t, i.e. [state0, states[:-1]].
     prev_seqs = tuple(tf.concat([s0[None], seq[:-1]], 0) for s0, seq in zip(state0, state_seqs))

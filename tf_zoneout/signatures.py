@@ -1,0 +1,208 @@
+"""The exported signatures' inputs and outputs: the one declaration that export, ``zoneout sample``
+and ``score``, and the service all use.
+
+Every export of a kind has these signatures with exactly these inputs and outputs (``export.py``
+traces its functions from ``Signature.tensor_specs`` and refuses to write an export whose outputs
+differ from the declaration). Clients build their requests with ``generate_inputs`` and
+``score_inputs``, and read a score with ``score_summary``. B is the batch; W the longest row's token
+count; K ``TOP_LOGPROBS`` (fewer for a smaller vocabulary).
+
+>>> GENERATE.input_names
+('prompt', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed')
+>>> inputs = generate_inputs(["the "], max_new_tokens=5, temperature=0.0, seed=7)
+>>> inputs["seed"], inputs["top_p"]
+(array([7]), array([1.], dtype=float32))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tf_zoneout.model_base import ModelKind
+
+TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API allows up to 5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One input or output of a signature: its name, dtype, shape (None: any size) and meaning."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+    doc: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A signature's key in the SavedModel and its inputs and outputs."""
+
+    key: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    doc: str
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(tensor.name for tensor in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(tensor.name for tensor in self.outputs)
+
+    def tensor_specs(self) -> list:
+        """``tf.TensorSpec`` of each input, in order: the ``input_signature`` to trace with."""
+        import tensorflow as tf
+
+        return [tf.TensorSpec(t.shape, tf.dtypes.as_dtype(t.dtype), name=t.name) for t in self.inputs]
+
+    def check_outputs(self, names) -> None:
+        """Raise ValueError unless ``names`` are exactly this signature's outputs."""
+        missing, extra = set(self.output_names) - set(names), set(names) - set(self.output_names)
+        if missing or extra:
+            raise ValueError(
+                f"signature {self.key!r} must return {sorted(self.output_names)}; it lacks "
+                f"{sorted(missing)} and adds {sorted(extra)}"
+            )
+
+
+def _batch(name: str, dtype: str, doc: str, *more: int | None) -> Tensor:
+    return Tensor(name, dtype, (None, *more), doc)
+
+
+_PER_TOKEN = (
+    _batch("tokens", "string", "[B, W] each token as text ('' past the row's end)", None),
+    _batch("token_logprobs", "float32", "[B, W] log-probability of each token, nats", None),
+    _batch("top_tokens", "string", "[B, W, K] the K most likely tokens at each position", None, None),
+    _batch("top_logprobs", "float32", "[B, W, K] their log-probabilities, nats", None, None),
+)
+
+GENERATE = Signature(
+    "serving_default",
+    inputs=(
+        _batch("prompt", "string", "[B] text to continue ('' starts a new text)"),
+        _batch("max_new_tokens", "int32", "[B] tokens to generate (<= 0: none)"),
+        _batch("temperature", "float32", "[B] softmax temperature (<= 0: greedy)"),
+        _batch("top_k", "int32", "[B] sample among the k most likely tokens (0: off)"),
+        _batch("top_p", "float32", "[B] nucleus sampling's probability mass (1: off)"),
+        _batch("seed", "int64", "[B] the draw's seed: the same seed gives the same text"),
+    ),
+    outputs=(
+        _batch("text", "string", "[B] the generated continuation"),
+        _batch("logprob", "float32", "[B] its log-probability under the model, nats"),
+        _batch("num_tokens", "int32", "[B] tokens generated"),
+        _batch("num_unknown", "int32", "[B] prompt tokens outside the vocabulary"),
+        *_PER_TOKEN,
+    ),
+    doc="a language model continues each prompt; tokenization and sampling run in the graph",
+)
+
+SCORE = Signature(
+    "score",
+    inputs=(_batch("text", "string", "[B] text to score"),),
+    outputs=(
+        _batch("nll", "float32", "[B] negative log-likelihood of the text, nats"),
+        _batch("num_tokens", "int32", "[B] tokens scored"),
+        _batch("bits_per_token", "float32", "[B] mean surprisal, bits per token (0 when nothing scored)"),
+        _batch("token_surprisal", "float32", "[B, W] surprisal of each token, bits", None),
+        _batch("lengths", "int32", "[B] the same as num_tokens (older clients read it)"),
+        _batch("num_unknown", "int32", "[B] tokens outside the vocabulary"),
+        *_PER_TOKEN,
+    ),
+    doc="a language model's surprisal of every token, the state carried through the text",
+)
+
+ANSWER = Signature(
+    "serving_default",
+    inputs=(_batch("problem", "string", "[B] a problem, e.g. '123+45' (spaces ignored)"),),
+    outputs=(_batch("answer", "string", "[B] the greedy answer"),),
+    doc="a seq2seq model answers each problem",
+)
+
+CLASSIFY = Signature(
+    "serving_default",
+    inputs=(_batch("pixels", "float32", "[B, 784] an image's pixels in [0, 1], row-major", 784),),
+    outputs=(
+        _batch("probabilities", "float32", "[B, 10] class probabilities", 10),
+        _batch("label", "int64", "[B] the most likely class"),
+    ),
+    doc="a sequence classifier reads the pixels one per step",
+)
+
+SIGNATURES: Mapping[ModelKind, tuple[Signature, ...]] = {
+    ModelKind.LANGUAGE_MODEL: (GENERATE, SCORE),
+    ModelKind.SEQ2SEQ: (ANSWER,),
+    ModelKind.CLASSIFIER: (CLASSIFY,),
+}
+
+
+def _column(values, dtype: str, rows: int) -> np.ndarray:
+    """``values`` (one value for every row, or one per row) as a [rows] array of ``dtype``."""
+    if dtype == "string":
+        items = [values] * rows if isinstance(values, str | bytes) else list(values)
+        array = np.asarray([v.encode() if isinstance(v, str) else v for v in items], object)
+    else:
+        array = np.asarray(values, dtype)
+        array = np.full([rows], array) if array.ndim == 0 else array
+    if array.shape != (rows,):
+        raise ValueError(f"expected one value or {rows} values; got shape {array.shape}")
+    return array
+
+
+def generate_inputs(
+    prompts: Sequence[str],
+    max_new_tokens=100,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+) -> dict[str, np.ndarray]:
+    """The inputs of ``GENERATE`` for the rows ``prompts``; every other argument is one value for
+    all rows or one per row.
+
+    Raises:
+        ValueError: an argument has neither one value nor one per prompt.
+    """
+    rows = len(prompts)
+    values = dict(
+        prompt=list(prompts),
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    return {t.name: _column(values[t.name], t.dtype, rows) for t in GENERATE.inputs}
+
+
+def score_inputs(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The inputs of ``SCORE`` for the rows ``texts``."""
+    return {"text": _column(list(texts), "string", len(texts))}
+
+
+def answer_inputs(problems: Sequence[str]) -> dict[str, np.ndarray]:
+    """The inputs of ``ANSWER`` for the rows ``problems``."""
+    return {"problem": _column(list(problems), "string", len(problems))}
+
+
+def score_unit(level: str | None) -> str:
+    """What a language model's token is: "character" for character-level models, else "token"."""
+    return "character" if level == "char" else "token"
+
+
+def score_summary(outputs: Mapping, level: str | None, row: int = 0) -> dict:
+    """One row of ``SCORE``'s outputs as numbers: unit, num_tokens, bits_per_token, perplexity
+    (2 ** bits per token), nll (nats) and num_unknown."""
+    bits = float(outputs["bits_per_token"][row])
+    return {
+        "unit": score_unit(level),
+        "num_tokens": int(outputs["num_tokens"][row]),
+        "bits_per_token": bits,
+        "perplexity": math.pow(2.0, bits),
+        "nll": float(outputs["nll"][row]),
+        "num_unknown": int(outputs["num_unknown"][row]),
+    }
