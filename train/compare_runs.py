@@ -94,7 +94,8 @@ def plot(runs: list[dict], path: Path, title: str, references=(), ylim=None) -> 
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m tf_zoneout_train.compare_runs``."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -104,7 +105,11 @@ def main(argv=None) -> int:
     parser.add_argument("--reference", action="append", default=[], help="'NAME=VALUE': a published number")
     parser.add_argument("--partial", action="store_true", help="also plot unfinished runs")
     parser.add_argument("--ylim", type=float, nargs=2, help="y-axis range")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     runs = [summary(r, args.partial) for r in args.runs]
     references = [parse_reference(r) for r in args.reference]
     args.out.parent.mkdir(parents=True, exist_ok=True)
