@@ -13,7 +13,14 @@ from tf_zoneout.zoneout import check_inference_mode, check_probability, keep_fac
 
 
 def check_units(units) -> int:
-    """Return ``units`` if it is a positive int, else raise ValueError."""
+    """Return ``units`` if it is a positive int.
+
+    Args:
+        units: the layer's or cell's number of units.
+
+    Raises:
+        ValueError: anything else (a bool, a float, 0 or less).
+    """
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
         raise ValueError(f"`units` must be a positive integer. Received: units={units!r}")
     return units

@@ -54,7 +54,12 @@ class ExportError(RuntimeError):
 
 
 class LanguageModelModule:
-    """Generation and scoring around a ``LanguageModel`` and its vocabulary file."""
+    """Generation and scoring around a ``LanguageModel`` and its vocabulary file.
+
+    Args:
+        model: the ``LanguageModel`` (jit_compile=False).
+        codec: the ``TextCodec`` of its vocabulary (in-graph tokenization).
+    """
 
     kind = ModelKind.LANGUAGE_MODEL
 
@@ -183,7 +188,16 @@ class LanguageModelModule:
 
 
 class Seq2SeqModule:
-    """problem string -> answer string, greedy, for a ``Seq2Seq`` model."""
+    """problem string -> answer string, greedy, for a ``Seq2Seq`` model.
+
+    Args:
+        model: the ``Seq2Seq`` model (jit_compile=False).
+        symbols: its symbol string (index = token id).
+        problem_len: the padded problem length it was trained with.
+        answer_len: the answer length it decodes.
+        pad: its padding symbol.
+        go: its start symbol.
+    """
 
     kind = ModelKind.SEQ2SEQ
 
@@ -230,7 +244,12 @@ class Seq2SeqModule:
 
 
 class ClassifierModule:
-    """pixels [B, 784] in [0, 1] (row-major image) -> class probabilities and label."""
+    """pixels [B, 784] in [0, 1] (row-major image) -> class probabilities and label.
+
+    Args:
+        model: the ``SequenceClassifier`` (jit_compile=False).
+        permutation: the [784] pixel order it reads (pMNIST), or None.
+    """
 
     kind = ModelKind.CLASSIFIER
 

@@ -69,12 +69,20 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def is_model_name(name: str) -> bool:
-    """1-64 letters, digits, '_', '.' or '-', starting with a letter or digit, no '..'."""
+    """Whether ``name`` is a model name: 1-64 letters, digits, '_', '.' or '-', starting with a
+    letter or digit, no '..'.
+
+    Args:
+        name: the candidate (a folder name under the model base, or a request's model).
+    """
     return bool(MODEL_NAME.match(name)) and ".." not in name
 
 
 def check_model_name(name: str) -> str:
     """``name`` if it is safe as one path component (``is_model_name``).
+
+    Args:
+        name: the model name to check.
 
     Raises:
         ValueError: it is not; the message says what is allowed.
@@ -104,7 +112,11 @@ def versions(model_dir: Path, complete_only: bool = False) -> list[int]:
 
 
 def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
-    """{name: (highest complete version, its folder)} for every model under ``model_base``."""
+    """{name: (highest complete version, its folder)} for every model under ``model_base``.
+
+    Args:
+        model_base: MODEL_BASE (a missing folder has no models).
+    """
     found = {}
     if not model_base.is_dir():
         return found
@@ -119,6 +131,9 @@ def latest_versions(model_base: Path) -> dict[str, tuple[int, Path]]:
 def resolve_export(path: Path) -> Path:
     """The SavedModel folder for ``path``: itself, or a model folder's highest complete version.
 
+    Args:
+        path: a SavedModel folder or MODEL_BASE/NAME.
+
     Raises:
         FileNotFoundError: ``path`` is neither.
     """
@@ -132,6 +147,9 @@ def resolve_export(path: Path) -> Path:
 
 def read_metadata(version_dir: Path) -> dict:
     """The export's metadata.json ({} for a SavedModel without one).
+
+    Args:
+        version_dir: a SavedModel folder (MODEL_BASE/NAME/VERSION or a run's ``export/``).
 
     Raises:
         DamagedFileError: the file is damaged (the message names it and says to re-export).

@@ -24,7 +24,15 @@ from tf_zoneout.zoneout import check_probability
 
 
 def check_non_negative(value, name: str) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0, else raise ValueError."""
+    """Return ``value`` as a float if it is a finite number >= 0.
+
+    Args:
+        value: the number.
+        name: the argument's name, for the message.
+
+    Raises:
+        ValueError: it is negative, not finite or not a number.
+    """
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Real)
@@ -36,7 +44,13 @@ def check_non_negative(value, name: str) -> float:
 
 
 def noisy(weight, sigma: float, seed) -> tf.Tensor:
-    """``weight + sigma * N(0, 1)``, the noise drawn from ``seed`` (int, [2] tensor or SeedGenerator)."""
+    """``weight + sigma * N(0, 1)``: weight noise, drawn once per call.
+
+    Args:
+        weight: the weight tensor, any shape.
+        sigma: the noise's standard deviation.
+        seed: int, [2] tensor or ``keras.random.SeedGenerator`` (advanced by one).
+    """
     noise = tf.random.stateless_normal(tf.shape(weight), seed=_int_seed(seed), dtype=weight.dtype)
     return weight + tf.cast(sigma, weight.dtype) * noise
 
@@ -48,6 +62,14 @@ def _int_seed(seed) -> tf.Tensor:
 
 def whole_state_keep(rate: float, training, seed, batch, num_steps, dtype):
     """Stochastic depth's keep factor for every unit of an example at a step.
+
+    Args:
+        rate: the probability of keeping the whole previous state.
+        training: Python bool or boolean scalar tensor.
+        seed: int, [2] tensor or ``keras.random.SeedGenerator``.
+        batch: B.
+        num_steps: T.
+        dtype: float dtype of the inference factor.
 
     Returns None (rate 0), a bool [T, B, 1] mask (training) or the float ``rate``
     (inference: the expectation); a float [T, B, 1] 0/1 tensor if ``training`` is a tensor.
@@ -66,7 +88,18 @@ def whole_state_keep(rate: float, training, seed, batch, num_steps, dtype):
 
 def update_factor(drop: float, training, seed, dtype, per_step: bool = True):
     """Input-gate dropout's factor d_t: a HashedMask keeping the update with 1 - drop
-    (training), or the float 1 - drop (inference); None when drop is 0."""
+    (training), or the float 1 - drop (inference); None when drop is 0.
+
+    Args:
+        drop: the probability of dropping a unit's update.
+        training: Python bool or boolean scalar tensor.
+        seed: int, [2] tensor or ``keras.random.SeedGenerator``.
+        dtype: float dtype of the factor.
+        per_step: a new mask at every step (else one per sequence).
+
+    Raises:
+        ValueError: ``training`` is a tensor (the mask's form depends on it).
+    """
     if drop == 0:
         return None
     keep = 1.0 - drop
@@ -84,13 +117,21 @@ def norm_stabilizer_loss(sequence, initial, beta: float) -> tf.Tensor:
     Args:
         sequence: [T, B, H] states s_1..s_T.
         initial: [B, H] the state s_0 before the first step.
+        beta: the penalty's weight (Krueger & Memisevic, 2016).
     """
     norms = tf.norm(tf.concat([initial[None], sequence], 0), axis=-1)  # [T + 1, B]
     return tf.cast(beta, norms.dtype) * tf.reduce_mean(tf.square(norms[1:] - norms[:-1]))
 
 
 def check_variational(value) -> tuple[float, float]:
-    """``variational_dropout`` as (input, recurrent) drop probabilities, each in [0, 1)."""
+    """``variational_dropout`` as (input, recurrent) drop probabilities, each in [0, 1).
+
+    Args:
+        value: one probability for both, or an (input, recurrent) pair.
+
+    Raises:
+        ValueError: a probability outside [0, 1), or not one number or a pair.
+    """
     pair = tuple(value) if isinstance(value, list | tuple) else (value, value)
     if len(pair) != 2:
         raise ValueError(
@@ -107,7 +148,15 @@ def check_variational(value) -> tuple[float, float]:
 
 def variational_mask(drop: float, training, seed, shape, dtype):
     """One inverted-dropout mask of ``shape`` ([B, features], constant over time): 0 or
-    1 / (1 - drop) in training; None at inference or when ``drop`` is 0."""
+    1 / (1 - drop) in training; None at inference or when ``drop`` is 0.
+
+    Args:
+        drop: the drop probability.
+        training: Python bool or boolean scalar tensor.
+        seed: int, [2] tensor or ``keras.random.SeedGenerator``.
+        shape: [B, features].
+        dtype: the mask's float dtype.
+    """
     if drop == 0 or training is not True:
         return None
     (mask,) = masks.hashed_masks([1.0 - drop], seed, per_step=False)
@@ -115,7 +164,12 @@ def variational_mask(drop: float, training, seed, shape, dtype):
 
 
 def combine_keeps(a, b):
-    """Keep where either factor keeps: ``a | b`` for masks, ``1 - (1 - a)(1 - b)`` for factors."""
+    """Keep where either factor keeps: ``a | b`` for masks, ``1 - (1 - a)(1 - b)`` for factors.
+
+    Args:
+        a: a keep factor in any form ``zoneout.mix`` takes, or None.
+        b: the same.
+    """
     if a is None or b is None:
         return b if a is None else a
     if a.dtype == tf.bool and b.dtype == tf.bool:

@@ -29,7 +29,14 @@ TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API al
 
 @dataclasses.dataclass(frozen=True)
 class Tensor:
-    """One input or output of a signature: its name, dtype, shape (None: any size) and meaning."""
+    """One input or output of a signature.
+
+    Attributes:
+        name: its key in the signature.
+        dtype: a TensorFlow dtype name ("string", "int32", "float32", "int64").
+        shape: its shape, None for any size (the batch first).
+        doc: what it holds.
+    """
 
     name: str
     dtype: str
@@ -39,7 +46,14 @@ class Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
-    """A signature's key in the SavedModel and its inputs and outputs."""
+    """One signature of an export.
+
+    Attributes:
+        key: its name in the SavedModel ("serving_default", "score").
+        inputs: its inputs, in the order the traced function takes them.
+        outputs: its outputs (a dictionary: their order carries no meaning).
+        doc: what it does.
+    """
 
     key: str
     inputs: tuple[Tensor, ...]
@@ -161,8 +175,19 @@ def generate_inputs(
     top_p=1.0,
     seed=0,
 ) -> dict[str, np.ndarray]:
-    """The inputs of ``GENERATE`` for the rows ``prompts``; every other argument is one value for
-    all rows or one per row.
+    """The inputs of ``GENERATE`` for the rows ``prompts``.
+
+    Args:
+        prompts: B texts to continue.
+        max_new_tokens: tokens to generate (<= 0: none); one value for all rows or one per row,
+            as every argument below.
+        temperature: softmax temperature (<= 0: greedy).
+        top_k: sample among the k most likely tokens (0: off).
+        top_p: nucleus sampling's probability mass (1: off).
+        seed: the draw's seed.
+
+    Returns:
+        {input name: [B] array of its dtype}.
 
     Raises:
         ValueError: an argument has neither one value nor one per prompt.
@@ -180,23 +205,41 @@ def generate_inputs(
 
 
 def score_inputs(texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The inputs of ``SCORE`` for the rows ``texts``."""
+    """The inputs of ``SCORE`` for the rows ``texts``.
+
+    Args:
+        texts: B texts to score.
+    """
     return {"text": _column(list(texts), "string", len(texts))}
 
 
 def answer_inputs(problems: Sequence[str]) -> dict[str, np.ndarray]:
-    """The inputs of ``ANSWER`` for the rows ``problems``."""
+    """The inputs of ``ANSWER`` for the rows ``problems``.
+
+    Args:
+        problems: B problems, e.g. "123+45".
+    """
     return {"problem": _column(list(problems), "string", len(problems))}
 
 
 def score_unit(level: str | None) -> str:
-    """What a language model's token is: "character" for character-level models, else "token"."""
+    """What a language model's token is: "character" for character-level models, else "token".
+
+    Args:
+        level: the export's ``level`` metadata ("char", "word" or None).
+    """
     return "character" if level == "char" else "token"
 
 
 def score_summary(outputs: Mapping, level: str | None, row: int = 0) -> dict:
     """One row of ``SCORE``'s outputs as numbers: unit, num_tokens, bits_per_token, perplexity
-    (2 ** bits per token), nll (nats) and num_unknown."""
+    (2 ** bits per token), nll (nats) and num_unknown.
+
+    Args:
+        outputs: the signature's outputs (arrays or tensors, indexed by row).
+        level: the export's ``level`` metadata (see ``score_unit``).
+        row: which row.
+    """
     bits = float(outputs["bits_per_token"][row])
     return {
         "unit": score_unit(level),

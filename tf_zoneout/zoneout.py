@@ -12,7 +12,15 @@ INFERENCE_MODES = ("expectation", "deterministic")
 
 
 def check_probability(value: float, name: str) -> float:
-    """Return ``value`` as a float if it lies in [0, 1], else raise ValueError."""
+    """Return ``value`` as a float if it lies in [0, 1].
+
+    Args:
+        value: the probability.
+        name: the argument's name, for the message.
+
+    Raises:
+        ValueError: it is not a number in [0, 1].
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
     value = float(value)
@@ -22,7 +30,14 @@ def check_probability(value: float, name: str) -> float:
 
 
 def check_inference_mode(value: str) -> str:
-    """Return ``value`` if it is a known inference mode, else raise ValueError."""
+    """Return ``value`` if it is a known inference mode.
+
+    Args:
+        value: "expectation" or "deterministic".
+
+    Raises:
+        ValueError: any other value.
+    """
     if value not in INFERENCE_MODES:
         raise ValueError(f"`zoneout_inference` must be one of {INFERENCE_MODES}. Received: {value!r}")
     return value
@@ -31,24 +46,37 @@ def check_inference_mode(value: str) -> str:
 def keep_mask(shape, rate: float, seed) -> tf.Tensor:
     """A Bernoulli(``rate``) bool keep mask of ``shape`` (True = keep the previous value).
 
-    ``seed`` is an int, a [2] int tensor or a ``keras.random.SeedGenerator``
-    (advanced by one); the rate is resolved to a multiple of 2**-16.
+    Args:
+        shape: the mask's shape, e.g. [B, H].
+        rate: the keep probability, resolved to a multiple of 2**-16.
+        seed: an int, a [2] int tensor or a ``keras.random.SeedGenerator`` (advanced by one).
     """
     (mask,) = masks.hashed_masks([rate], seed, per_step=False)
     return masks.materialize(mask, shape)
 
 
 def keep_mask_pair(shape, rates: tuple[float, float], seed, shared: bool = False):
-    """Two bool keep masks of ``shape`` from one hash: independent, or nested if ``shared``."""
+    """Two bool keep masks of ``shape`` from one hash: independent, or nested if ``shared``.
+
+    Args:
+        shape: each mask's shape.
+        rates: the two keep probabilities.
+        seed: as for ``keep_mask``.
+        shared: nested masks (the lower rate's keeps are a subset of the higher's; identical for
+            equal rates) instead of independent ones.
+    """
     return tuple(masks.materialize(m, shape) for m in masks.hashed_masks(rates, seed, False, shared))
 
 
 def mix(keep, prev, candidate):
     """Apply a keep factor: ``keep * prev + (1 - keep) * candidate``.
 
-    ``keep`` is None (no zoneout: returns ``candidate``), a bool mask (an exact
-    select, so a kept unit equals its previous value bit for bit), or a float
-    factor broadcastable to the states (the inference expectation).
+    Args:
+        keep: None (no zoneout: returns ``candidate``), a bool mask (an exact select, so a kept
+            unit equals its previous value bit for bit), or a float factor broadcastable to the
+            states (the inference expectation).
+        prev: the previous state, e.g. [B, H].
+        candidate: the new state, shaped like ``prev``.
     """
     if keep is None:
         return candidate

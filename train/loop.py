@@ -61,7 +61,11 @@ def progress_interval() -> float:
 
 
 def make_optimizer(config: RunConfig) -> keras.Optimizer:
-    """The configured optimizer; its learning rate is a variable the schedule assigns."""
+    """The configured optimizer; its learning rate is a variable the schedule assigns.
+
+    Args:
+        config: the run's ``optimizer``, ``learning_rate``, ``momentum`` and ``rmsprop_rho``.
+    """
     if config.optimizer == "adam":
         return keras.optimizers.Adam(config.learning_rate)
     if config.optimizer == "sgd":
@@ -76,6 +80,12 @@ def scheduled_learning_rate(config: RunConfig, epoch: int, current: float, plate
     al.: constant for ``decay_start`` epochs, then multiplied by ``decay`` each epoch);
     exponential: ``lr * decay**epoch``; plateau: ``current * decay`` after an epoch
     without validation improvement.
+
+    Args:
+        config: the run's ``lr_schedule``, ``learning_rate``, ``lr_decay`` and ``lr_decay_start``.
+        epoch: the epoch about to run, from 0.
+        current: the learning rate now (plateau decays from it).
+        plateaued: whether the last epoch did not improve the validation metric.
     """
     if config.lr_schedule == "zaremba":
         return config.learning_rate * config.lr_decay ** max(0, epoch + 1 - config.lr_decay_start)
@@ -91,7 +101,11 @@ def dtype_policy(name: str):
     """Keras's global dtype policy set to ``name`` while models are built, then restored.
 
     Layers read the policy when they are created: under "mixed_bfloat16" they compute in
-    bfloat16 and keep float32 weights. Losses cast logits to float32."""
+    bfloat16 and keep float32 weights. Losses cast logits to float32.
+
+    Args:
+        name: a Keras policy name ("float32", "mixed_bfloat16").
+    """
     before = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(name)
     try:
@@ -101,7 +115,11 @@ def dtype_policy(name: str):
 
 
 def weights_digest(model) -> str:
-    """sha256 of every weight's bytes, in order: equal digests mean bitwise-equal weights."""
+    """sha256 of every weight's bytes, in order: equal digests mean bitwise-equal weights.
+
+    Args:
+        model: a built Keras model.
+    """
     digest = hashlib.sha256()
     for w in model.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
@@ -110,7 +128,13 @@ def weights_digest(model) -> str:
 
 @dataclasses.dataclass
 class EpochTotals:
-    """The running epoch's loss sum, token count and steps run in this process."""
+    """The running epoch's totals.
+
+    Attributes:
+        loss: the summed loss of its steps so far.
+        count: the tokens (items) that loss sums over.
+        steps: the steps run in this process (a resumed epoch's earlier steps are not counted).
+    """
 
     loss: float = 0.0
     count: float = 0.0

@@ -99,6 +99,9 @@ _BY_NAME = {task.name: task for task in TASKS}
 def task_info(name: str) -> TaskInfo:
     """The task called ``name``.
 
+    Args:
+        name: a task name (``TASK_NAMES``).
+
     Raises:
         KeyError: no such task (the message lists the known ones).
     """

@@ -40,6 +40,9 @@ def source_folder(dl_manager) -> Path | None:
     """The folder to read raw files from: TFDS's manual_dir if given, else $ZONEOUT_DATA_DIR.
 
     None means: download from the standard sources.
+
+    Args:
+        dl_manager: the builder's ``tfds.download.DownloadManager``.
     """
     manual = getattr(dl_manager, "_manual_dir", None)
     if manual and Path(manual).is_dir():
@@ -48,7 +51,15 @@ def source_folder(dl_manager) -> Path | None:
 
 
 def read_text(path: str, dl_manager) -> str:
-    """A verified raw text file as str (see ``sources.read``)."""
+    """A verified raw text file as str (see ``sources.read``).
+
+    Args:
+        path: a key of ``sources.FILES``, e.g. "ptb/ptb.char.train.txt".
+        dl_manager: the builder's ``tfds.download.DownloadManager`` (see ``source_folder``).
+
+    Raises:
+        DataError: the file is missing, unreadable, truncated or corrupt.
+    """
     return sources.read(path, source_folder(dl_manager)).decode("utf-8")
 
 
@@ -56,5 +67,8 @@ def lines_of(text: str) -> list[str]:
     """The newline-terminated lines of a file, without their newlines.
 
     Text after the last newline is not a line (the PTB char files end with "\\n ").
+
+    Args:
+        text: a file's content.
     """
     return text.split("\n")[:-1]

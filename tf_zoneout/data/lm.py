@@ -34,6 +34,12 @@ _CACHE_DIR = "tf_zoneout_tokens_v1"
 def split_texts(dataset: str, split: str, tfds_dir=None, data_dir=None) -> list[str]:
     """The ``text`` of every example of a prepared TFDS split, in order.
 
+    Args:
+        dataset: "ptb_char", "ptb_word" or "text8".
+        split: "train", "validation" or "test".
+        tfds_dir: as for ``builders_common.prepared_builder``.
+        data_dir: as for ``builders_common.prepared_builder``.
+
     Read in batches of ``_READ_BATCH`` lines: iterating example by example costs about
     0.3 ms of Python per line (15 s for char-PTB's 42k training lines on a busy core)."""
     ds = prepared_builder(dataset, tfds_dir, data_dir).as_dataset(split=split, shuffle_files=False)
@@ -65,7 +71,11 @@ def _write_atomically(path: Path, write) -> None:
 def load_vocabulary(dataset: str, tfds_dir=None, data_dir=None) -> vocab_lib.Vocabulary:
     """The data set's vocabulary, built from its training split (once; then read from the cache).
 
-    ``tfds_dir`` and ``data_dir`` are ``prepared_builder``'s."""
+    Args:
+        dataset: "ptb_char", "ptb_word" or "text8".
+        tfds_dir: as for ``builders_common.prepared_builder``.
+        data_dir: as for ``builders_common.prepared_builder``.
+    """
     cache = _cache_folder(dataset, tfds_dir, data_dir)
     cached = cache / "vocabulary.json" if cache else None
     if cached and cached.is_file():
@@ -83,8 +93,15 @@ def token_ids(
 ) -> np.ndarray:
     """The whole split as one int32 id stream [N] (PTB: one end-of-line token per line).
 
-    Cached per (split, vocabulary) beside the prepared data after the first call; ``tfds_dir``
-    and ``data_dir`` are ``prepared_builder``'s."""
+    Cached per (split, vocabulary) beside the prepared data after the first call.
+
+    Args:
+        dataset: "ptb_char", "ptb_word" or "text8".
+        split: "train", "validation" or "test".
+        vocabulary: the ``Vocabulary`` to encode with (``load_vocabulary``).
+        tfds_dir: as for ``builders_common.prepared_builder``.
+        data_dir: as for ``builders_common.prepared_builder``.
+    """
     cache = _cache_folder(dataset, tfds_dir, data_dir)
     cached = cache / f"ids-{split}-{vocabulary.digest()}.npy" if cache else None
     if cached and cached.is_file():
@@ -103,6 +120,14 @@ def contiguous_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tf.dat
 
     The stream is trimmed to B equal rows; batch i holds columns [i*T, (i+1)*T) of
     every row, and y is x shifted by one token. Covers each row once, in order.
+
+    Args:
+        ids: [N] token ids (``token_ids``).
+        batch_size: B, the parallel streams.
+        seq_len: T, the window.
+
+    Raises:
+        ValueError: ``batch_size`` or ``seq_len`` is not positive, or the stream is too short.
     """
     if batch_size <= 0 or seq_len <= 0:
         raise ValueError(f"batch_size and seq_len must be positive; got {batch_size} and {seq_len}")
@@ -139,6 +164,14 @@ def chunk_batches(
     chunks are shuffled, both drawn from (seed, epoch); without one (evaluation) the
     chunks are taken in order from offset 0 and the last partial batch is kept unless
     ``drop_remainder``.
+
+    Args:
+        ids: [N] token ids (``token_ids``).
+        batch_size: chunks per batch.
+        seq_len: T, tokens per chunk (plus one for the target).
+        seed: the training run's seed, or None for evaluation.
+        epoch: with ``seed``: the epoch, so each epoch has its own offset and order.
+        drop_remainder: drop a last batch smaller than ``batch_size``.
     """
     if batch_size <= 0 or seq_len <= 0:
         raise ValueError(f"batch_size and seq_len must be positive; got {batch_size} and {seq_len}")

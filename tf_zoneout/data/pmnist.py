@@ -11,7 +11,11 @@ NUM_PIXELS = 784
 
 
 def permutation(seed: int) -> np.ndarray:
-    """One fixed permutation of the 784 pixel positions (a bijection, unlike the original code's draw)."""
+    """One fixed permutation of the 784 pixel positions (a bijection, unlike the original code's draw).
+
+    Args:
+        seed: the permutation's seed (a run's ``seed``).
+    """
     return np.random.default_rng(seed).permutation(NUM_PIXELS).astype(np.int32)
 
 

@@ -27,6 +27,15 @@ EPSILON = 1e-5
 
 
 def normalize(values, mean, variance, gamma, beta=None):
+    """``(values - mean) / sqrt(variance + EPSILON) * gamma (+ beta)``.
+
+    Args:
+        values: [..., size] tensor.
+        mean: its mean, broadcastable to ``values``.
+        variance: its variance, broadcastable to ``values``.
+        gamma: [size] scale.
+        beta: [size] shift, or None.
+    """
     out = (values - mean) * tf.math.rsqrt(variance + EPSILON) * gamma
     return out if beta is None else out + beta
 
@@ -99,7 +108,13 @@ def forward(xw, u, gamma_h, gamma_c, beta_c, h0, c0, keeps, population, save=Fal
 
 def batch_norm_backward(d_out, x_hat, rstd):
     """Gradient w.r.t. x of x_hat = (x - mean_b x) * rstd with batch statistics (biased
-    variance), given d_out = dL/dx_hat: rstd * (d_out - mean(d_out) - x_hat * mean(d_out * x_hat))."""
+    variance), given d_out = dL/dx_hat: rstd * (d_out - mean(d_out) - x_hat * mean(d_out * x_hat)).
+
+    Args:
+        d_out: [B, size] gradient w.r.t. x_hat.
+        x_hat: [B, size] the normalized values.
+        rstd: [size] 1 / std of the batch.
+    """
     return rstd * (d_out - tf.reduce_mean(d_out, 0) - x_hat * tf.reduce_mean(d_out * x_hat, 0))
 
 
@@ -194,6 +209,12 @@ def _compiled(jit_compile: bool):
 
 def recurrence(args, keeps, population, jit_compile: bool):
     """``forward`` differentiable w.r.t. ``args`` = (xw, u, gamma_h, gamma_c, beta_c, h0, c0).
+
+    Args:
+        args: (xw, u, gamma_h, gamma_c, beta_c, h0, c0), as ``forward`` takes them.
+        keeps: (keep_h, keep_c), as ``forward`` takes them; no gradient.
+        population: None (training) or the population statistics, as ``forward`` takes them.
+        jit_compile: compile both loops with XLA.
 
     Returns ``(h_seq, h_T, c_T, stats)``. Training (no population) uses the hand-written
     ``backward``; the statistics receive no gradient (they only feed the moving averages).

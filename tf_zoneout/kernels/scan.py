@@ -76,7 +76,12 @@ class Step(Protocol):
 
 
 def split_gradient(keep, d):
-    """Split d(state) into (d(candidate), d(previous state)) for ``zoneout.mix``."""
+    """Split d(state) into (d(candidate), d(previous state)) for ``zoneout.mix``.
+
+    Args:
+        keep: the step's keep factor (None, a bool mask or a float factor).
+        d: [B, H] gradient w.r.t. the mixed state.
+    """
     if keep is None:
         return d, None
     if keep.dtype == tf.bool:
@@ -172,6 +177,7 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
     """Backpropagate through time for ``forward``.
 
     Args:
+        step: the ``Step`` given to ``forward`` (``step.has_backward``).
         d_seqs: tuple (one per state) of [T, B, H] gradients w.r.t. the state
             sequences, or None for a state whose sequence is not used (state 0's
             sequence is the layer's output).
@@ -266,6 +272,9 @@ def _first_equal(step):
 def canonical_step(step):
     """The first step object seen that equals ``step`` (steps are frozen dataclasses).
 
+    Args:
+        step: a ``Step``.
+
     tf.function keys a Python argument by identity (a weak reference), and layers build a
     new, equal step object at every call: without this, every eager call of a layer retraced
     the loop and, with XLA, compiled it again (0.7-0.9 s per call of a 32-unit LSTM). A step
@@ -312,7 +321,10 @@ def run(
 
     Args:
         step: step object; ``hand_gradient`` requires ``step.has_backward``.
-        xw: [T, B, G]; u: [H, G]; b_rec: [G] or None; state0: tuple of [B, H].
+        xw: [T, B, G] hoisted input projection (bias included).
+        u: [H, G] recurrent kernel.
+        b_rec: [G] recurrent bias or None.
+        state0: tuple of [B, H] initial states.
         keeps: see ``forward``; they receive no gradient.
         update: see ``forward`` (input-gate dropout); no gradient.
         rec_mask: see ``forward`` (variational dropout); no gradient.
