@@ -112,7 +112,7 @@ def test_an_auto_layer_measures_once_per_configuration_and_uses_the_choice(auto_
     other(x, training=False)
     assert len(seen) == 1
     # The recorded choice is what the layer runs.
-    monkeypatch.setattr(kernel_choice, "cached_choice", lambda key: "graph")
+    monkeypatch.setattr(kernel_choice, "cached_choice", lambda key, device=None: "graph")
     assert layer._use_xla(tf.constant(x), True, masked=False) is False
 
 
@@ -168,3 +168,129 @@ def test_the_batch_norm_lstm_is_measured_too(auto_mode, caplog):
     assert layer.kernel_implementation in kernel_choice.IMPLEMENTATIONS
     (key,) = json.loads(auto_mode.read_text())[kernel_choice.machine_signature()]
     assert key.startswith("RecurrentBatchNormLSTM batch=3 float32 training")
+
+
+# -- Keras's own path (cuDNN on a GPU) where a call computes exactly Keras's layer ----------------
+
+A_GPU = {
+    "kind": "gpu",
+    "model": "NVIDIA H200",
+    "compute_capability": "9.0",
+    "driver": "570.1",
+    "cuda": "12.5",
+    "cudnn": "9",
+}
+
+
+@pytest.fixture
+def a_gpu(monkeypatch):
+    """Device detection that answers "an H200" (the layers' math still runs on this CPU)."""
+    monkeypatch.setattr(kernel_choice, "device_description", lambda device=None: dict(A_GPU))
+
+
+@pytest.mark.parametrize(
+    ("layer", "training", "expected"),
+    [
+        (lambda: tz.ZoneoutLSTM(4), True, True),
+        (lambda: tz.ZoneoutLSTM(4, zoneout_cells=0.1), True, False),
+        (lambda: tz.ZoneoutLSTM(4, zoneout_cells=0.1), False, False),
+        (lambda: tz.ZoneoutLSTM(4, zoneout_cells=0.1, zoneout_inference="deterministic"), False, True),
+        (lambda: tz.ZoneoutLSTM(4, zoneout_cells=0.1, zoneout_inference="deterministic"), None, True),
+        (lambda: tz.ZoneoutLSTM(4, weight_noise=0.1), True, False),
+        (lambda: tz.ZoneoutLSTM(4, weight_noise=0.1), False, True),
+        (lambda: tz.ZoneoutLSTM(4, variational_dropout=0.2), False, True),
+        (lambda: tz.ZoneoutLSTM(4, input_gate_dropout=0.2), False, False),
+        (lambda: tz.ZoneoutLSTM(4, use_cudnn=False), True, False),
+        (lambda: tz.ZoneoutGRU(4, stochastic_depth=0.1), False, False),
+        (lambda: tz.ZoneoutGRU(4, norm_stabilizer=1.0), False, True),
+        (lambda: tz.ZoneoutSimpleRNN(4, zoneout=0.3), tf.constant(True), False),
+        (lambda: tz.ZoneoutSimpleRNN(4), tf.constant(True), True),
+    ],
+)
+def test_which_calls_compute_exactly_keras(layer, training, expected):
+    assert layer().computes_keras(training) is expected
+    assert layer().computes_keras(training, mask=tf.ones([1, 2], tf.bool)) is False
+
+
+@pytest.mark.parametrize(
+    ("ours", "keras_layer"),
+    [
+        (
+            lambda: tz.ZoneoutLSTM(16, return_sequences=True),
+            lambda: tf.keras.layers.LSTM(16, return_sequences=True),
+        ),
+        (
+            lambda: tz.ZoneoutGRU(16, return_sequences=True),
+            lambda: tf.keras.layers.GRU(16, return_sequences=True),
+        ),
+        (lambda: tz.ZoneoutSimpleRNN(16), lambda: tf.keras.layers.SimpleRNN(16)),
+    ],
+    ids=["lstm", "gru", "simple_rnn"],
+)
+def test_on_a_gpu_a_call_that_computes_keras_runs_keras_path_unmeasured(
+    auto_mode, a_gpu, monkeypatch, ours, keras_layer
+):
+    monkeypatch.setattr(kernel_choice, "measure", lambda *a, **k: pytest.fail("measured"))
+    x = np.random.default_rng(0).normal(size=[4, 6, 3]).astype("float32")
+    layer, reference = ours(), keras_layer()
+    layer(x)
+    reference(x)
+    reference.set_weights(layer.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        got, want = layer(x, training=True), reference(x, training=True)
+    assert layer.kernel_implementation == "keras"
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    for a, b in zip(
+        tape.gradient(got, layer.trainable_variables),
+        tape.gradient(want, reference.trainable_variables),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_on_a_gpu_zoneout_forced_choices_and_padding_keep_the_fused_loop(auto_mode, a_gpu, monkeypatch):
+    x = np.zeros([2, 5, 3], "float32")
+    monkeypatch.setattr(kernel_choice, "measure", lambda *a, **k: {})  # nothing measurable: DEFAULT
+    zoned = tz.ZoneoutLSTM(8, zoneout_cells=0.5, seed=1)
+    zoned(x, training=True)
+    assert zoned.kernel_implementation == kernel_choice.DEFAULT
+    exported = tz.ZoneoutLSTM(8, jit_compile=False)  # how exports build their layers: portable
+    exported(x, training=True)
+    assert exported.kernel_implementation == "graph"
+    padded = tz.ZoneoutLSTM(8)
+    padded(x, mask=np.array([[True] * 5, [True] * 3 + [False] * 2]))
+    assert padded.kernel_implementation == kernel_choice.DEFAULT
+
+
+def test_off_a_gpu_keras_path_is_one_more_measured_candidate(auto_mode):
+    plain, zoned = tz.ZoneoutGRU(8, seed=1), tz.ZoneoutGRU(8, zoneout=0.3, seed=1)
+    for layer in (plain, zoned):
+        layer(np.zeros([2, 5, 3], "float32"), training=True)
+    records = json.loads(auto_mode.read_text())[kernel_choice.machine_signature()]
+    measured = {('"zoneout": true' in key): set(record["median_ms"]) for key, record in records.items()}
+    assert measured == {False: {"xla", "graph", "keras"}, True: {"xla", "graph"}}
+
+
+def test_the_cache_is_keyed_by_the_device_kind(auto_mode, monkeypatch):
+    cpu = kernel_choice.machine_signature()
+    assert kernel_choice.cpu_description()["model"] in cpu and "CUDA" not in cpu
+    monkeypatch.setattr(kernel_choice, "device_description", lambda device=None: dict(A_GPU))
+    gpu = kernel_choice.machine_signature("/device:GPU:0")
+    assert gpu.startswith("NVIDIA H200 | cc 9.0 | driver 570.1 | CUDA 12.5 | cuDNN 9")
+    kernel_choice.choose("k", sleeping_runners({"xla": 0.003, "graph": 0.0005}, []), device="/device:GPU:0")
+    assert set(json.loads(auto_mode.read_text())) == {gpu}
+
+
+def test_the_measurement_runs_on_the_layers_device(auto_mode):
+    placed = []
+
+    def make_runner(name):
+        placed.append(tf.zeros([1]).device)
+        return lambda: None
+
+    kernel_choice.choose("k", make_runner, device="/device:CPU:0")
+    assert placed and all(p.endswith("CPU:0") for p in placed)
+    layer = tz.ZoneoutLSTM(4, zoneout_cells=0.2)
+    with tf.device("/device:CPU:0"):
+        layer(np.zeros([1, 2, 3], "float32"))
+    assert kernel_choice.weights_device(layer).endswith("CPU:0")

@@ -8,6 +8,14 @@ BPTT and the same in-loop masks (so the same outputs and gradients):
 - ``"graph"``: the same loops as TensorFlow graphs. More per-op overhead, but the matmuls
   run on TensorFlow's oneDNN kernels.
 
+and, where a call computes exactly what Keras's layer computes (every zoneout rate 0 and no
+baseline in training; ``zoneout_inference="deterministic"`` or rates 0, and no input-gate dropout or
+stochastic depth, at inference; no padding mask), a third:
+
+- ``"keras"``: Keras's own layer path, which is cuDNN's fused kernel on a GPU (the per-step cell
+  loop elsewhere). On a GPU an eligible call takes it without measuring: cuDNN is the bar a GPU
+  user compares against. On a CPU it is one more candidate of the measurement.
+
 Which one is faster depends on the processor and the shapes (docs/BENCHMARKS.md: on an AMD
 EPYC with AVX2 the XLA loop wins clearly; on an Intel Xeon with AVX-512/AMX oneDNN's GEMM is
 much faster than XLA's at these shapes). So a layer built with ``jit_compile="auto"``
@@ -17,8 +25,14 @@ a JSON file (``$TF_ZONEOUT_CACHE_DIR`` or ``~/.cache/tf_zoneout/kernel_choices.j
 keyed by the machine (CPU model, ISA, threads, TensorFlow version) so a copied home
 directory never carries one CPU's choice to another.
 
-Forcing a choice: ``jit_compile=True`` ("xla") or ``False`` ("graph") on the layer, or
-``TF_ZONEOUT_KERNEL=xla|graph`` in the environment for every layer left at "auto".
+Forcing a choice: ``jit_compile=True`` ("xla") or ``False`` ("graph") on the layer (so exports,
+built with ``False``, always hold the portable loop and never a cuDNN kernel), or
+``TF_ZONEOUT_KERNEL=xla|graph|keras`` in the environment for every layer left at "auto" ("keras"
+applies where a call is eligible; elsewhere the choice is made as if it were unset).
+
+The measurement runs on the device the layer's weights live on, and the cache is keyed by that
+device's kind: the CPU model and ISA, or the GPU model, compute capability, driver and the CUDA and
+cuDNN versions TensorFlow was built with (``device_description``).
 """
 
 from __future__ import annotations
@@ -38,7 +52,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-IMPLEMENTATIONS = ("xla", "graph")
+IMPLEMENTATIONS = ("xla", "graph", "keras")
+FUSED = ("xla", "graph")  # the implementations every configuration has
 ENV_VAR = "TF_ZONEOUT_KERNEL"
 CACHE_DIR_ENV = "TF_ZONEOUT_CACHE_DIR"
 CACHE_FILE = "kernel_choices.json"
@@ -72,6 +87,45 @@ def forced_implementation() -> str | None:
     return value
 
 
+def _nvidia_driver_version() -> str:
+    """The NVIDIA kernel driver's version (from /proc/driver/nvidia/version), or "unknown"."""
+    with contextlib.suppress(OSError, IndexError), open("/proc/driver/nvidia/version") as version:
+        words = version.readline().split()
+        return next((w for w in words if w[:1].isdigit() and "." in w), "unknown")
+    return "unknown"
+
+
+def gpu_description(device: str) -> dict:
+    """The GPU behind ``device`` ("/device:GPU:0", ...): model, compute capability, driver, and the
+    CUDA and cuDNN versions of this TensorFlow build."""
+    index = int(device.rsplit(":", 1)[-1]) if device.rsplit(":", 1)[-1].isdigit() else 0
+    gpus = tf.config.list_physical_devices("GPU")
+    details = tf.config.experimental.get_device_details(gpus[min(index, len(gpus) - 1)]) if gpus else {}
+    build = tf.sysconfig.get_build_info()
+    capability = details.get("compute_capability")
+    return {
+        "kind": "gpu",
+        "model": details.get("device_name", "unknown GPU"),
+        "compute_capability": ".".join(map(str, capability)) if capability else "unknown",
+        "driver": _nvidia_driver_version(),
+        "cuda": build.get("cuda_version", "none"),
+        "cudnn": build.get("cudnn_version", "none"),
+    }
+
+
+def device_description(device: str | None = None) -> dict:
+    """What runs a layer whose weights live on ``device`` (a TensorFlow device string; None or ""
+    means where TensorFlow places ops by default: the first GPU if there is one).
+
+    Returns ``{"kind": "cpu", "model", "isa"}`` or ``gpu_description``'s fields. Tests replace this
+    function to stand for a GPU on a machine without one.
+    """
+    device = device or ""
+    if "GPU" in device.upper() or (not device and tf.config.list_logical_devices("GPU")):
+        return gpu_description(device or "/device:GPU:0")
+    return {"kind": "cpu", **cpu_description()}
+
+
 @functools.cache
 def cpu_description() -> dict:
     """CPU model and its vector ISA (amx / avx512 / avx2 / avx / other), from /proc/cpuinfo."""
@@ -102,12 +156,20 @@ def threads() -> int:
         return os.cpu_count() or 1
 
 
-def machine_signature() -> str:
-    """What a choice depends on besides the layer: CPU, ISA, threads, TensorFlow version, devices."""
-    cpu = cpu_description()
-    intra = tf.config.threading.get_intra_op_parallelism_threads() or threads()
+def machine_signature(device: str | None = None) -> str:
+    """What a choice depends on besides the layer: the device's kind (``device_description``), the
+    threads, the TensorFlow version and the number of GPUs."""
+    described = device_description(device)
     gpus = len(tf.config.list_physical_devices("GPU"))
-    return f"{cpu['model']} | {cpu['isa']} | {intra} threads | {gpus} GPU | TF {tf.__version__}"
+    if described["kind"] == "gpu":
+        what = (
+            f"{described['model']} | cc {described['compute_capability']} | driver {described['driver']} | "
+            f"CUDA {described['cuda']} | cuDNN {described['cudnn']}"
+        )
+    else:
+        intra = tf.config.threading.get_intra_op_parallelism_threads() or threads()
+        what = f"{described['model']} | {described['isa']} | {intra} threads"
+    return f"{what} | {gpus} GPU | TF {tf.__version__}"
 
 
 def cache_path() -> Path:
@@ -141,9 +203,9 @@ def _write_cache_entry(machine: str, key: str, record: dict) -> None:
             os.unlink(tmp.name)
 
 
-def cached_choice(key: str) -> str | None:
-    """The cached choice for ``key`` on this machine (memory, then the cache file), or None."""
-    machine = machine_signature()
+def cached_choice(key: str, device: str | None = None) -> str | None:
+    """The cached choice for ``key`` on this device kind (memory, then the cache file), or None."""
+    machine = machine_signature(device)
     record = _memory.get((machine, key))
     if record is None:
         record = _read_cache_file(cache_path()).get(machine, {}).get(key)
@@ -153,13 +215,21 @@ def cached_choice(key: str) -> str | None:
     return record["choice"]
 
 
-def measure(make_runner: Callable[[str], Callable[[], None]], names, rounds: int = TIMED_ROUNDS) -> dict:
+def measure(
+    make_runner: Callable[[str], Callable[[], None]],
+    names,
+    rounds: int = TIMED_ROUNDS,
+    device: str | None = None,
+) -> dict:
     """Median seconds per call of each implementation's runner: warm-up (tracing, compiling),
-    then round-robin rounds so drift hits every runner alike. One that raises is left out."""
+    then round-robin rounds so drift hits every runner alike. One that raises is left out.
+    Runners are made and run on ``device`` (None: TensorFlow's default placement)."""
     usable = {}
     for name in names:
         try:
-            run = make_runner(name)
+            with tf.device(device):
+                run = make_runner(name)
+            run = _on_device(run, device)
             for _ in range(WARMUP_RUNS):
                 run()
         except Exception as error:  # e.g. XLA unavailable for this device or op
@@ -175,11 +245,26 @@ def measure(make_runner: Callable[[str], Callable[[], None]], names, rounds: int
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def choose(key: str, make_runner: Callable[[str], Callable[[], None]], can_measure: bool = True) -> str:
+def _on_device(run: Callable[[], None], device: str | None) -> Callable[[], None]:
+    def on_device():
+        with tf.device(device):
+            return run()
+
+    return on_device
+
+
+def choose(
+    key: str,
+    make_runner: Callable[[str], Callable[[], None]],
+    can_measure: bool = True,
+    candidates=FUSED,
+    device: str | None = None,
+) -> str:
     """The implementation to use for ``key``.
 
-    Order: ``$TF_ZONEOUT_KERNEL``; the cached choice; a measurement (when ``can_measure``),
-    whose result is cached; else ``DEFAULT``.
+    Order: ``$TF_ZONEOUT_KERNEL`` (when it names a candidate); "keras" on a GPU when it is a
+    candidate; the cached choice; a measurement (when ``can_measure``), whose result is cached;
+    else ``DEFAULT``.
 
     Args:
         key: what the choice is for (layer configuration, batch, dtype, mode); a string.
@@ -188,19 +273,26 @@ def choose(key: str, make_runner: Callable[[str], Callable[[], None]], can_measu
             graph being traced).
         can_measure: False where running eager code is impossible or pointless (inside
             Keras's symbolic build or a distribution strategy's replica function).
+        candidates: the implementations this call can run: ``FUSED``, plus "keras" where the
+            call computes exactly Keras's layer.
+        device: where the layer's weights live (its measurement runs there, and the cache entry
+            is that device kind's); None: TensorFlow's default placement.
     """
     forced = forced_implementation()
-    if forced:
+    if forced in candidates:
         return forced
-    cached = cached_choice(key)
-    if cached:
+    if "keras" in candidates and device_description(device)["kind"] == "gpu":
+        return "keras"  # cuDNN: what a GPU user measures a drop-in LSTM against
+    cached = cached_choice(key, device)
+    if cached in candidates:
         return cached
     if not can_measure:
         return DEFAULT
     # In a thread of its own: eager, with none of the caller's graph, tapes or tf.function
-    # variable-creation rules (the caller is often a tf.function being traced).
+    # variable-creation rules (the caller is often a tf.function being traced). The thread does
+    # not inherit the caller's device scope: ``measure`` places the runners on ``device``.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tf_zoneout_kernel_choice") as pool:
-        seconds = pool.submit(measure, make_runner, IMPLEMENTATIONS).result()
+        seconds = pool.submit(measure, make_runner, candidates, TIMED_ROUNDS, device).result()
     if not seconds:
         return DEFAULT
     choice = min(seconds, key=seconds.get)
@@ -209,7 +301,7 @@ def choose(key: str, make_runner: Callable[[str], Callable[[], None]], can_measu
         "median_ms": {name: round(value * 1e3, 3) for name, value in seconds.items()},
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    machine = machine_signature()
+    machine = machine_signature(device)
     _memory[(machine, key)] = record
     _write_cache_entry(machine, key, record)
     logger.info("tf_zoneout: %s -> %s (median ms %s)", key, choice, record["median_ms"])
@@ -239,30 +331,55 @@ def can_run_eagerly() -> bool:
     return not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context()
 
 
+def weights_device(layer) -> str | None:
+    """The device of a layer's first weight (where its recurrence runs), or None before it is built."""
+    for weight in layer.weights:
+        device = getattr(getattr(weight, "value", weight), "device", None)
+        if device:
+            return device
+    return None
+
+
 class KernelChoiceMixin:
-    """``jit_compile`` resolution for a Keras layer with an XLA and a graph-mode implementation.
+    """``jit_compile`` resolution for a Keras layer with an XLA and a graph-mode implementation
+    (and Keras's own path where a call computes exactly Keras's layer).
 
     The layer has ``self.jit_compile`` ("auto", True or False), round-trips it through
-    ``get_config``, and calls ``self._use_xla(sequences, training, masked)`` where it picks
-    its implementation; ``self.kernel_implementation`` then says which one ran.
+    ``get_config``, and calls ``self._implementation(sequences, training, masked, keras_eligible)``
+    (or ``self._use_xla(...)``) where it picks its implementation; ``self.kernel_implementation``
+    then says which one ran.
     """
 
-    kernel_implementation = None  # "xla" or "graph" once called
+    kernel_implementation = None  # "xla", "graph" or "keras" once called
+    _forced_implementation = None  # set on the copies a measurement runs
+
+    def _implementation(self, sequences, training, masked: bool, keras_eligible: bool = False) -> str:
+        """The implementation of this call: forced by ``jit_compile``, else ``kernel_choice.choose``
+        among the fused loops and, when ``keras_eligible``, Keras's path."""
+        if self._forced_implementation:
+            self.kernel_implementation = self._forced_implementation
+        elif isinstance(self.jit_compile, bool):
+            self.kernel_implementation = "xla" if self.jit_compile else "graph"
+        else:
+            batch, steps, features = sequences.shape
+            training = training is not False and training is not None
+            key = self._kernel_key(batch, sequences.dtype, training, masked)
+
+            def make_runner(implementation):
+                return self._kernel_runner(implementation, batch, steps, features, sequences.dtype, training)
+
+            self.kernel_implementation = choose(
+                key,
+                make_runner,
+                can_measure=can_run_eagerly(),
+                candidates=IMPLEMENTATIONS if keras_eligible else FUSED,
+                device=weights_device(self),
+            )
+        return self.kernel_implementation
 
     def _use_xla(self, sequences, training, masked: bool) -> bool:
-        """Whether the kernel runs XLA-compiled: forced by ``jit_compile``, else ``kernel_choice``."""
-        if isinstance(self.jit_compile, bool):
-            self.kernel_implementation = "xla" if self.jit_compile else "graph"
-            return self.jit_compile
-        batch, steps, features = sequences.shape
-        training = training is not False and training is not None
-        key = self._kernel_key(batch, sequences.dtype, training, masked)
-
-        def make_runner(implementation):
-            return self._kernel_runner(implementation, batch, steps, features, sequences.dtype, training)
-
-        self.kernel_implementation = choose(key, make_runner, can_measure=can_run_eagerly())
-        return self.kernel_implementation == "xla"
+        """Whether the fused kernel runs XLA-compiled (for layers without a Keras path)."""
+        return self._implementation(sequences, training, masked) == "xla"
 
     def _kernel_key(self, batch, dtype, training: bool, masked: bool) -> str:
         """What the kernel's speed depends on: the layer's cost-relevant settings (rates only
@@ -293,8 +410,8 @@ class KernelChoiceMixin:
         # Sequences out, no state kept: set only the keys this layer has (not every layer is stateful).
         overrides = {"return_sequences": True, "return_state": False, "stateful": False}
         config.update({k: v for k, v in overrides.items() if k in config})
-        config["jit_compile"] = implementation == "xla"
         copy = type(self).from_config(config)
+        copy._forced_implementation = implementation
         # The call's own shape where known (so the traces are the ones the real call reuses),
         # at most MAX_MEASURE_STEPS steps.
         shape = [batch or MEASURE_BATCH, min(steps or MEASURE_STEPS, MAX_MEASURE_STEPS), features]

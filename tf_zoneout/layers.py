@@ -74,8 +74,9 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         if use_cudnn is True:
             raise ValueError(
                 "use_cudnn=True: cuDNN's fused RNN cannot apply zoneout (it has no per-step state "
-                f"masks), so {type(self).__name__} never uses it and runs its own fused kernel instead. "
-                "Pass use_cudnn='auto' or False (the same results), or use the Keras layer for cuDNN."
+                f"masks). With use_cudnn='auto', {type(self).__name__} runs Keras's path (cuDNN on a GPU) "
+                "by itself for the calls that compute exactly Keras's layer (zoneout and baselines off, "
+                "or deterministic inference), and its own fused kernel otherwise; False: never cuDNN."
             )
         cell_kwargs, layer_kwargs = _split_cell_kwargs(self._cell_class, kwargs)
         if "implementation" in layer_kwargs:  # a cell argument Keras reads from **kwargs; same math
@@ -85,8 +86,10 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         self.input_spec = keras.layers.InputSpec(ndim=3)
         self.static_mask = bool(static_mask)
         self.jit_compile = kernel_choice.check_jit_compile(jit_compile)
-        self.requested_use_cudnn = use_cudnn  # kept for the config; the kernel never uses cuDNN
-        self.use_cudnn = False  # Keras's call would otherwise take cuDNN on a GPU, without zoneout
+        self.requested_use_cudnn = use_cudnn  # kept for the config and for Keras's path
+        # Keras's call would otherwise take cuDNN on a GPU, without zoneout: only ``computes_keras``
+        # calls may, through ``_keras_inner_loop``.
+        self.use_cudnn = False
         if self.unroll and (self.static_mask or self._baselines_on):
             raise ValueError(
                 "`unroll=True` runs Keras's unrolled per-step loop, which does not implement `static_mask` "
@@ -136,6 +139,42 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
             and not self.unroll
         )
 
+    def computes_keras(self, training, mask=None) -> bool:
+        """Whether a call computes exactly what Keras's layer with the same weights computes, so that
+        Keras's own path (cuDNN on a GPU) may run it (``kernel_choice``).
+
+        True when nothing of zoneout or the baselines acts in this mode: in training, every zoneout
+        rate 0 and no baseline; at inference, rates 0 or ``zoneout_inference="deterministic"``, and
+        no input-gate dropout or stochastic depth (whose inference factors change the step). Never
+        with a padding ``mask`` (cuDNN writes zeros at padded steps where this layer repeats the last
+        output) or ``use_cudnn=False``.
+
+        Args:
+            training: the call's ``training``: a bool, None, or a boolean tensor (then both modes
+                must hold).
+            mask: the call's padding mask, or None.
+        """
+        if mask is not None or self.requested_use_cudnn is False or self._extra_gate_state:
+            return False
+        no_zoneout = not any(self.cell.zoneout_rates)
+        in_training = no_zoneout and not self._baselines_on and not any(self.variational_dropout)
+        at_inference = (no_zoneout or self.cell.zoneout_inference == "deterministic") and not (
+            self.input_gate_dropout or self.stochastic_depth
+        )
+        if training is True:
+            return in_training
+        if training is False or training is None:
+            return at_inference
+        return in_training and at_inference
+
+    def _keras_inner_loop(self, sequences, initial_state, mask, training):
+        """Keras's own layer path (cuDNN where available), with ``use_cudnn`` as the layer was given."""
+        self.use_cudnn = self.requested_use_cudnn
+        try:
+            return super().inner_loop(sequences, initial_state, mask, training)
+        finally:
+            self.use_cudnn = False
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if not sequences.dtype.is_floating:  # as Keras: integer inputs are computed in float
             sequences = tf.cast(sequences, self.compute_dtype)
@@ -152,6 +191,11 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
                     "(dropout, recurrent_dropout or GRU reset_after=False) does not use."
                 )
             return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
+        implementation = self._implementation(
+            sequences, training, masked=mask is not None, keras_eligible=self.computes_keras(training, mask)
+        )
+        if implementation == "keras":
+            return self._keras_inner_loop(sequences, initial_state, mask, training)
         cell = self.cell
         dtype = sequences.dtype
         if self.go_backwards:
@@ -226,7 +270,7 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
             update=update,
             rec_mask=rec_mask,
             all_states=all_states,
-            jit_compile=self._use_xla(sequences, training, masked=mask is not None),
+            jit_compile=implementation == "xla",
         )
         sequences_out = outputs if all_states else (outputs,)
         outputs = sequences_out[0]
@@ -304,8 +348,9 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
             ``return_state``, ``stateful``, ``go_backwards``, initializers, ...).
             ``dropout``/``recurrent_dropout`` > 0 and ``unroll=True`` run on Keras's
             per-step loop (with zoneout). ``implementation`` is accepted (same math).
-            ``use_cudnn``: "auto" or False; True raises ValueError, since cuDNN cannot
-            apply zoneout (these layers never use it).
+            ``use_cudnn``: "auto" (default): calls that compute exactly Keras's layer (see
+            ``computes_keras``) may run Keras's path, cuDNN on a GPU; False: never. True raises
+            ValueError, since cuDNN cannot apply zoneout.
 
     Raises:
         ValueError: a probability outside [0, 1] (a variational one of 1), a negative
