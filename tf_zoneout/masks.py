@@ -7,9 +7,16 @@ fused kernel computes each step's mask inside its XLA loop with a few integer op
 the same function materialises whole masks where a tensor is needed.
 
 Element (t, b, u) of a per-step mask uses counter t*B*H + b*H + u; a static
-(per-sequence) mask uses b*H + u. The 32 hash bits give two independent 16-bit
-uniforms (bits 16-31 and 0-15), one per LSTM state, so probabilities are resolved
-to multiples of 2**-16.
+(per-sequence) mask uses b*H + u. The counter is a 64-bit index kept as two 32-bit words
+(``counter_words``): a step's offsets b*H + u are 32-bit and its base t*B*H is one int64 scalar, so
+the arithmetic runs on the device in uint32 (TensorFlow keeps int32 tensors on the host) and stays
+distinct past 2**31 and 2**32 elements; below 2**32 the high word is 0 and contributes nothing. The
+32 hash bits give two independent 16-bit uniforms (bits 16-31 and 0-15), one per LSTM state, so
+probabilities are resolved to multiples of 2**-16.
+
+Masks are integer functions of the seed and nothing else: the key is an integer hash of the seed,
+not a draw of TensorFlow's random ops (which may give other values inside XLA-compiled functions), so
+the same seed gives the same masks with or without ``jit_compile``, on any device.
 """
 
 from __future__ import annotations
@@ -73,24 +80,53 @@ def _replica_index():
     return context.replica_id_in_sync_group
 
 
+_GOLDEN = 0x9E3779B9  # 2**32 / golden ratio: decorrelates the words mixed in
+
+
 def hash_key(seed) -> tf.Tensor:
     """[2] uint32 key for ``random_bits`` from an int, [2] tensor or SeedGenerator.
 
-    One stateless Philox draw from the seed (a handful of graph ops: a key built from integer
-    hashes took about 100 ops, half of the time it took to trace a layer call)."""
-    seed = seed_tensor(seed)
+    An integer hash of the seed's four 32-bit words (and of the replica's index under a
+    multi-replica strategy, so that every replica draws its own masks from the same seed state):
+    the same bits wherever and however it is compiled."""
+    words = tf.reshape(tf.bitcast(seed_tensor(seed), tf.uint32), [4])
+    state = tf.constant(0x243F6A88, tf.uint32)
+    for index in range(4):
+        state = mix32(tf.bitwise.bitwise_xor(state, words[index]) + tf.constant(_GOLDEN, tf.uint32))
     replica = _replica_index()
     if replica is not None:
-        # Under tf.distribute every replica draws its own masks from the same seed state.
-        seed = tf.random.experimental.stateless_fold_in(seed, replica)
-    key = tf.random.stateless_uniform([2], seed, minval=None, maxval=None, dtype=tf.uint32)
+        state = mix32(tf.bitwise.bitwise_xor(state, mix32(tf.cast(replica, tf.uint32) + _GOLDEN)))
+    multiplier = tf.bitwise.bitwise_or(mix32(state ^ tf.constant(0x85EBCA6B, tf.uint32)), 1)
     # An odd multiplier makes counter -> counter * key[0] + key[1] a bijection.
-    return tf.bitwise.bitwise_or(key, tf.constant([1, 0], tf.uint32))
+    return tf.stack([multiplier, mix32(state ^ tf.constant(0xC2B2AE35, tf.uint32))])
 
 
-def random_bits(counter, key):
-    """32 random bits per element of the uint32 ``counter`` tensor, keyed by ``key`` [2]."""
-    return mix32(counter * key[0] + key[1])
+def counter_words(base, offsets):
+    """The 64-bit counters ``base + offsets`` as (low, high) uint32 words, without 64-bit vectors.
+
+    Args:
+        base: an int64 scalar (or a tensor broadcastable against ``offsets``, e.g. [T, 1]), >= 0.
+        offsets: uint32 offsets (< 2**32) added to it.
+
+    Returns:
+        ``(low, high)``, each shaped like ``base + offsets``: ``low`` wraps at 2**32 and ``high``
+        takes the carry.
+    """
+    base = tf.cast(base, tf.int64)
+    base_low = tf.cast(tf.bitwise.bitwise_and(base, 0xFFFFFFFF), tf.uint32)
+    base_high = tf.cast(tf.bitwise.right_shift(base, 32), tf.uint32)
+    low = base_low + offsets
+    carry = tf.cast(low < base_low, tf.uint32)
+    return low, base_high + carry
+
+
+def random_bits(counter, key, high=None):
+    """32 random bits per element of the uint32 ``counter`` (the low words of the counters; ``high``
+    their high words, None for 0), keyed by ``key`` [2]."""
+    mixed = counter * key[0] + key[1]
+    if high is not None:  # mix32(0) == 0: counters below 2**32 hash as with high None
+        mixed = tf.bitwise.bitwise_xor(mixed, mix32(high * tf.constant(_GOLDEN, tf.uint32)))
+    return mix32(mixed)
 
 
 def _selected_bits(bits, mask: HashedMask):
@@ -118,11 +154,24 @@ def threshold(rate: float) -> int:
     return round(rate * MASK_LEVELS)
 
 
+def _step_offsets(step_shape):
+    """[B, H] uint32 offsets b*H + u of one step's elements (int64 range: TensorFlow's Range has no
+    uint32 kernel, and its int32 one runs on the host)."""
+    return tf.reshape(tf.cast(tf.range(_step_size(step_shape), dtype=tf.int64), tf.uint32), step_shape)
+
+
+def _step_size(step_shape):
+    return tf.reduce_prod(tf.cast(step_shape, tf.int64))
+
+
 def _sequence_bits(mask: HashedMask, step_shape, num_steps):
     """Hash bits of the whole mask: [T, B, H] if ``mask.per_step`` else ``step_shape``."""
-    shape = tf.concat([[num_steps], step_shape], 0) if mask.per_step else step_shape
-    counter = tf.cast(tf.reshape(tf.range(tf.reduce_prod(shape)), shape), tf.uint32)
-    return random_bits(counter, mask.key)
+    offsets = _step_offsets(step_shape)
+    if not mask.per_step:
+        return random_bits(offsets, mask.key)
+    bases = tf.range(tf.cast(num_steps, tf.int64), dtype=tf.int64) * _step_size(step_shape)
+    low, high = counter_words(tf.reshape(bases, [-1, 1, 1]), offsets[None])
+    return random_bits(low, mask.key, high)
 
 
 def materialize(mask: HashedMask, step_shape, num_steps=None) -> tf.Tensor:
@@ -137,11 +186,35 @@ def materialize_factor(mask: HashedMask, step_shape, num_steps, dtype=tf.float32
 
 def mask_at_step(mask: HashedMask, t, step_shape, dtype=tf.float32) -> tf.Tensor:
     """Step ``t``'s [B, H] keep factor, 1.0 or 0.0: ``materialize(mask, ...)[t]`` as ``dtype``."""
-    size = tf.reduce_prod(step_shape)
-    counter = tf.reshape(tf.range(size), step_shape)
-    if mask.per_step:
-        counter = counter + t * size
-    return _keep_factor_from_bits(random_bits(tf.cast(counter, tf.uint32), mask.key), mask, dtype)
+    offsets = _step_offsets(step_shape)
+    if not mask.per_step:
+        return _keep_factor_from_bits(random_bits(offsets, mask.key), mask, dtype)
+    low, high = counter_words(tf.cast(t, tf.int64) * _step_size(step_shape), offsets)
+    return _keep_factor_from_bits(random_bits(low, mask.key, high), mask, dtype)
+
+
+def _unit_uniform(bits):
+    """(0, 1) floats from the 24 high bits, never exactly 0 or 1."""
+    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / float(1 << 24)
+
+
+def normal_noise(shape, seed, dtype=tf.float32) -> tf.Tensor:
+    """Standard normal noise of ``shape`` (fewer than 2**32 elements) from the same integer hash
+    as the masks (Box-Muller on two hashed uniforms per element), so the same seed gives the same
+    noise with or without XLA: TensorFlow's ``stateless_normal`` gave other values inside a
+    ``jit_compile=True`` function on a CPU (measured here: differences of 0.9 in a layer's output).
+
+    Args:
+        shape: the noise's shape (a list or a 1-D int tensor).
+        seed: int, [2] int tensor or ``keras.random.SeedGenerator`` (advanced by one).
+        dtype: the float dtype of the result (computed in float32).
+    """
+    key = hash_key(seed)
+    other = tf.stack([key[0], mix32(key[1] ^ tf.constant(0x27D4EB2F, tf.uint32))])
+    offsets = tf.cast(tf.range(tf.reduce_prod(tf.cast(shape, tf.int64)), dtype=tf.int64), tf.uint32)
+    radius = tf.sqrt(-2.0 * tf.math.log(_unit_uniform(random_bits(offsets, key))))
+    angle = (2.0 * 3.141592653589793) * _unit_uniform(random_bits(offsets, other))
+    return tf.cast(tf.reshape(radius * tf.cos(angle), shape), dtype)
 
 
 def hashed_masks(rates, seed, per_step: bool, share_mask: bool = False) -> tuple[HashedMask, ...]:

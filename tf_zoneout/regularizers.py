@@ -51,13 +51,8 @@ def noisy(weight, sigma: float, seed) -> tf.Tensor:
         sigma: the noise's standard deviation.
         seed: int, [2] tensor or ``keras.random.SeedGenerator`` (advanced by one).
     """
-    noise = tf.random.stateless_normal(tf.shape(weight), seed=_int_seed(seed), dtype=weight.dtype)
+    noise = masks.normal_noise(tf.shape(weight), seed, weight.dtype)  # the same with or without XLA
     return weight + tf.cast(sigma, weight.dtype) * noise
-
-
-def _int_seed(seed) -> tf.Tensor:
-    key = masks.hash_key(seed)
-    return tf.bitcast(key, tf.int32)
 
 
 def whole_state_keep(rate: float, training, seed, batch, num_steps, dtype):
