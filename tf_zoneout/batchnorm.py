@@ -24,7 +24,29 @@ import tensorflow as tf
 from tf_zoneout import kernel_choice
 from tf_zoneout.cells import check_units
 from tf_zoneout.kernels.batch_norm_lstm import normalize, recurrence
+from tf_zoneout.layers import recurrence_dtype
 from tf_zoneout.zoneout import check_inference_mode, check_probability, keep_factors
+
+
+def replicas_statistics(pairs):
+    """Each (mean, variance) pair of the replicas' batches, as the statistics of their union.
+
+    Under a multi-replica strategy every replica normalizes with its own batch's statistics (as
+    Keras's ``BatchNormalization`` without ``synchronized``), but the population statistics must
+    be one: this all-reduces (mean, variance + mean**2) over the replicas, once for all pairs, and
+    returns mean and variance of the whole global batch (exact for equal replica batches, which
+    the training loop ensures). Outside such a strategy it returns ``pairs`` as they are.
+
+    Args:
+        pairs: (mean, variance) tensors of this replica's batch, each [T, size].
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(pairs)
+    moments = context.all_reduce(
+        tf.distribute.ReduceOp.MEAN, [t for mean, variance in pairs for t in (mean, variance + mean * mean)]
+    )
+    return [(mean, second - mean * mean) for mean, second in zip(moments[::2], moments[1::2])]
 
 
 @keras.saving.register_keras_serializable(package="tf_zoneout")
@@ -110,16 +132,24 @@ class RecurrentBatchNormLSTM(kernel_choice.KernelChoiceMixin, keras.layers.Layer
         self.population = {}
         for name, size in (("x", gates), ("h", gates), ("c", self.units)):
             for stat, init in (("mean", "zeros"), ("variance", "ones")):
+                # aggregation="mean": assignable from every replica (all assign the same value);
+                # autocast=False: read in float32 under a mixed policy (statistics stay float32).
                 self.population[f"{stat}_{name}"] = add(
-                    shape=(self.max_timesteps, size), initializer=init, trainable=False, name=f"{stat}_{name}"
+                    shape=(self.max_timesteps, size),
+                    initializer=init,
+                    trainable=False,
+                    autocast=False,
+                    aggregation="mean",
+                    name=f"{stat}_{name}",
                 )
 
-    def _population(self, name, steps):
-        """Population statistics for steps 0..T-1, [T, size] (the last step reused beyond max_timesteps)."""
+    def _population(self, name, steps, dtype):
+        """Population statistics for steps 0..T-1, [T, size] of ``dtype`` (the last step reused beyond
+        max_timesteps)."""
         index = tf.minimum(tf.range(steps), self.max_timesteps - 1)
-        return (
-            tf.gather(self.population[f"mean_{name}"], index),
-            tf.gather(self.population[f"variance_{name}"], index),
+        return tuple(
+            tf.cast(tf.gather(self.population[f"{stat}_{name}"], index), dtype)
+            for stat in ("mean", "variance")
         )
 
     def _update_population(self, name, mean, variance):
@@ -127,6 +157,7 @@ class RecurrentBatchNormLSTM(kernel_choice.KernelChoiceMixin, keras.layers.Layer
         steps = tf.minimum(tf.shape(mean)[0], self.max_timesteps)
         for stat, batch_value in (("mean", mean), ("variance", variance)):
             variable = self.population[f"{stat}_{name}"]
+            batch_value = tf.cast(batch_value, variable.dtype)
             head = variable[:steps] * self.momentum + batch_value[:steps] * (1.0 - self.momentum)
             variable.assign(tf.concat([head, variable[steps:]], 0))
 
@@ -138,15 +169,19 @@ class RecurrentBatchNormLSTM(kernel_choice.KernelChoiceMixin, keras.layers.Layer
             )
         training = bool(training)
         sequences = tf.convert_to_tensor(sequences)
-        x = tf.transpose(sequences, [1, 0, 2])  # [T, B, I]
+        # Under a float16 policy the layer runs in float32: batch statistics (a variance of values
+        # up to 65504 squared) and states in float16 would overflow or lose the small variances.
+        compute_dtype = sequences.dtype
+        x = tf.transpose(tf.cast(sequences, recurrence_dtype(compute_dtype)), [1, 0, 2])  # [T, B, I]
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         dtype = x.dtype
         xw = tf.einsum("tbi,ig->tbg", x, tf.cast(self.kernel, dtype))
         if training:
             mean_x, var_x = tf.nn.moments(xw, axes=[1])  # per step: [T, 4H]
         else:
-            mean_x, var_x = self._population("x", steps)
-        xw = normalize(xw, mean_x[:, None], var_x[:, None], self.gamma_x) + self.bias
+            mean_x, var_x = self._population("x", steps, dtype)
+        gamma_x, bias = tf.cast(self.gamma_x, dtype), tf.cast(self.bias, dtype)
+        xw = normalize(xw, mean_x[:, None], var_x[:, None], gamma_x) + bias
         if initial_state is None:
             zeros = tf.zeros([batch, self.units], dtype)
             initial_state = [zeros, zeros]
@@ -161,7 +196,9 @@ class RecurrentBatchNormLSTM(kernel_choice.KernelChoiceMixin, keras.layers.Layer
             share_mask=self.share_mask,
             inference=self.zoneout_inference,
         )
-        population = None if training else self._population("h", steps) + self._population("c", steps)
+        population = (
+            None if training else self._population("h", steps, dtype) + self._population("c", steps, dtype)
+        )
         args = (
             xw,
             tf.cast(self.recurrent_kernel, dtype),
@@ -175,10 +212,11 @@ class RecurrentBatchNormLSTM(kernel_choice.KernelChoiceMixin, keras.layers.Layer
         outputs, h, c, stats = recurrence(args, (keep_h, keep_c), population, use_xla)
         if training:
             mean_h, var_h, mean_c, var_c = stats
-            self._update_population("x", mean_x, var_x)
-            self._update_population("h", mean_h, var_h)
-            self._update_population("c", mean_c, var_c)
+            synced = replicas_statistics([(mean_x, var_x), (mean_h, var_h), (mean_c, var_c)])
+            for name, (mean, variance) in zip("xhc", synced):
+                self._update_population(name, mean, variance)
         output = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else h
+        output, h, c = (tf.cast(t, compute_dtype) for t in (output, h, c))
         return (output, h, c) if self.return_state else output
 
     def compute_output_shape(self, input_shape):

@@ -30,6 +30,18 @@ def _split_cell_kwargs(cell_class, kwargs: dict) -> tuple[dict, dict]:
     return cell_kwargs, layer_kwargs
 
 
+def recurrence_dtype(compute_dtype) -> tf.DType:
+    """The dtype a recurrence runs in for a layer computing in ``compute_dtype``: float32 for
+    float16 (mixed_float16: the states and the step math stay float32; only the input projection
+    and what surrounds the layer run in float16), else ``compute_dtype`` itself (bfloat16 has
+    float32's range).
+
+    Args:
+        compute_dtype: the layer's compute dtype (its inputs' dtype).
+    """
+    return tf.float32 if tf.as_dtype(compute_dtype) == tf.float16 else tf.as_dtype(compute_dtype)
+
+
 def _check_sequence_mask(mask, sequences):
     """Raise ValueError unless ``mask`` is [B, T] matching ``sequences`` [B, T, I]."""
     if mask.shape.rank != 2:
@@ -197,7 +209,10 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         if implementation == "keras":
             return self._keras_inner_loop(sequences, initial_state, mask, training)
         cell = self.cell
-        dtype = sequences.dtype
+        # The input side runs in the compute dtype; the recurrence in ``dtype`` (float32 under a
+        # float16 policy: its states and step math, where float16's range and precision would hurt).
+        input_dtype = sequences.dtype
+        dtype = recurrence_dtype(input_dtype)
         if self.go_backwards:
             sequences = tf.reverse(sequences, [1])
             mask = None if mask is None else tf.reverse(mask, [1])
@@ -205,14 +220,14 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         steps, batch = tf.shape(x)[0], tf.shape(x)[1]
         input_drop, recurrent_drop = self.variational_dropout
         input_mask = regularizers.variational_mask(
-            input_drop, training, cell.seed_generator, tf.shape(x)[1:], dtype
+            input_drop, training, cell.seed_generator, tf.shape(x)[1:], input_dtype
         )
         if input_mask is not None:
             x = x * input_mask  # the same mask at every step
         rec_mask = regularizers.variational_mask(
             recurrent_drop, training, cell.seed_generator, tf.stack([batch, cell.units]), dtype
         )
-        kernel = tf.cast(cell.kernel, dtype)
+        kernel = tf.cast(cell.kernel, input_dtype)
         recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
         if self.weight_noise and training is not False and training is not None:
             # One draw per training call; the variables themselves never change.
@@ -225,6 +240,7 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         b_in, b_rec = self._split_bias(None if cell.bias is None else tf.cast(cell.bias, dtype))
         # Hoisted input projection: one [T*B, I] x [I, G] matmul for all steps.
         xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel), [steps, batch, kernel.shape[-1]])
+        xw = tf.cast(xw, dtype)
         if b_in is not None:
             xw = xw + b_in
         state0 = tuple(tf.cast(s, dtype) for s in tf.nest.flatten(initial_state))
@@ -280,11 +296,14 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
                     sequences_out[penalized], state0[penalized], self.norm_stabilizer
                 )
             )
+        outputs = tf.cast(outputs, input_dtype)
         last_output = outputs[-1]
         if valid is not None and self.zero_output_for_mask:
-            outputs = outputs * tf.cast(valid, dtype)
+            outputs = outputs * tf.cast(valid, input_dtype)
         outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
-        return last_output, outputs, list(final[:num_states])
+        # Final states in the given initial states' dtype (a float32 carried state stays float32).
+        given = tf.nest.flatten(initial_state)
+        return last_output, outputs, [tf.cast(s, g.dtype) for s, g in zip(final[:num_states], given)]
 
     def get_config(self):
         # "seed" is repeated because keras.layers.SimpleRNN's config drops it.

@@ -32,9 +32,11 @@ LOSS_REDUCTIONS = ("token_mean", "sum_over_time")
 LM_TASKS = names_of(TaskFamily.LANGUAGE_MODEL)
 BATCHING = ("chunks", "contiguous")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-# float32, or Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights and loss): faster
-# on CPUs with AMX or AVX512-BF16 (docs/BENCHMARKS.md), slower elsewhere. The export is float32.
-PRECISIONS = ("float32", "mixed_bfloat16")
+# float32; Keras's mixed_bfloat16 policy (bfloat16 compute, float32 weights and loss): faster on CPUs
+# with AMX or AVX512-BF16 (docs/BENCHMARKS.md), slower elsewhere; or mixed_float16, the usual GPU
+# policy (float16 compute outside the recurrence, whose states and step math stay float32; dynamic
+# loss scaling). The export is float32 either way.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class ConfigError(ValueError):

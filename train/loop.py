@@ -43,6 +43,9 @@ from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
 # The learning curve is redrawn after an epoch only if the last drawing is this old (and always at
 # the end of the run): drawing it takes 0.4-1 s, which runs of many short epochs paid every epoch.
 PLOT_EVERY_SECONDS = 30.0
+# mixed_float16: the loss scale Keras's LossScaleOptimizer starts from (halved after a step whose
+# gradients overflow float16, which is then skipped; doubled after 2,000 good steps).
+INITIAL_LOSS_SCALE = 2.0**15
 
 
 class TrainingDivergedError(RuntimeError):
@@ -61,16 +64,49 @@ def progress_interval() -> float:
 
 
 def make_optimizer(config: RunConfig) -> keras.Optimizer:
-    """The configured optimizer; its learning rate is a variable the schedule assigns.
+    """The configured optimizer; its learning rate is a variable the schedule assigns. Under
+    ``precision=mixed_float16`` it is wrapped in Keras's ``LossScaleOptimizer`` (dynamic loss
+    scaling: float16 gradients would underflow unscaled).
+
+    The training step all-reduces the gradients itself (global-norm clipping needs their sum), so
+    the optimizer is told not to all-reduce them again (``apply_reduced_gradients``).
 
     Args:
-        config: the run's ``optimizer``, ``learning_rate``, ``momentum`` and ``rmsprop_rho``.
+        config: the run's ``optimizer``, ``learning_rate``, ``momentum``, ``rmsprop_rho`` and
+            ``precision``.
     """
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
-    return keras.optimizers.RMSprop(config.learning_rate, rho=config.rmsprop_rho, momentum=config.momentum)
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+    elif config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(config.learning_rate, momentum=config.momentum)
+    else:
+        optimizer = keras.optimizers.RMSprop(
+            config.learning_rate, rho=config.rmsprop_rho, momentum=config.momentum
+        )
+    apply_reduced_gradients(optimizer)
+    if config.precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=INITIAL_LOSS_SCALE)
+    return optimizer
+
+
+def apply_reduced_gradients(optimizer: keras.Optimizer) -> None:
+    """Make ``optimizer`` apply the gradients it is given as they are, without all-reducing them
+    over the replicas first: the training step has summed them already (one all-reduce per step,
+    not two).
+
+    Keras's TensorFlow optimizer all-reduces inside ``apply`` (``_all_reduce_sum_gradients``), with
+    no public switch to turn it off; this replaces that method on this one instance by the identity.
+
+    Raises:
+        RuntimeError: this Keras's optimizer has no such method (its internals changed): the step
+            would then apply R times the gradient, so training refuses to start.
+    """
+    if not callable(getattr(optimizer, "_all_reduce_sum_gradients", None)):
+        raise RuntimeError(
+            f"keras {keras.__version__}: {type(optimizer).__name__} has no _all_reduce_sum_gradients; "
+            "tf-zoneout's training step cannot stop it from all-reducing the gradients a second time"
+        )
+    optimizer._all_reduce_sum_gradients = list
 
 
 def scheduled_learning_rate(config: RunConfig, epoch: int, current: float, plateaued: bool) -> float:
@@ -258,6 +294,8 @@ class Trainer:
         replicas = self.replicas
         variables = model.trainable_variables
 
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
         def replica_step(batch, carry):
             context = tf.distribute.get_replica_context()
             with tf.GradientTape() as tape:
@@ -268,15 +306,19 @@ class Trainer:
                     loss *= config.seq_len
                 if model.losses:  # norm stabilizer: a per-replica mean, averaged over replicas
                     loss += tf.add_n(model.losses) / replicas
+                if loss_scaled:  # mixed_float16: gradients of loss * scale, unscaled by apply
+                    loss = optimizer.scale_loss(loss)
             grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
-            if replicas > 1:
+            if replicas > 1:  # the step's one all-reduce: the optimizer does not repeat it
                 grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            scale = tf.convert_to_tensor(optimizer.dynamic_scale) if loss_scaled else 1.0
             norm = tf.linalg.global_norm(grads)
-            if config.clip_norm:
-                grads, _ = tf.clip_by_global_norm(grads, config.clip_norm, use_norm=norm)
-            # The optimizer sums gradients over replicas once more: hand it 1/R of the total.
-            optimizer.apply([g / replicas for g in grads], variables)
-            return loss_sum, count, new_carry, norm
+            if config.clip_norm:  # of the unscaled gradients: clip_norm * scale on the scaled ones
+                grads, _ = tf.clip_by_global_norm(grads, config.clip_norm * scale, use_norm=norm)
+            # Overflowed float16 gradients (inf/NaN) make the LossScaleOptimizer skip the step and
+            # halve its scale; the loss itself stays finite, so the NaN guard does not stop the run.
+            optimizer.apply(grads, variables)
+            return loss_sum, count, new_carry, norm / scale
 
         # autograph=False: the step has no tensor-dependent Python control flow, and converting the
         # model's code took 1.5-2 s per run.
