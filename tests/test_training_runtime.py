@@ -140,9 +140,22 @@ from tf_zoneout_train.analysis.semantic_consistency import SemanticConsistencyTa
 from tf_zoneout_train.loop import Trainer
 config = config_lib.resolve("semantic_consistency", "smoke", json.loads(sys.argv[1]))
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+# Count the all-reduces of lists (the gradients) made while the training step is traced.
+reduced_lists = []
+real_all_reduce = tf.distribute.ReplicaContext.all_reduce
+def counting_all_reduce(self, reduce_op, value, options=None):
+    if isinstance(value, (list, tuple)):
+        reduced_lists.append(len(value))
+    return real_all_reduce(self, reduce_op, value, options)
+tf.distribute.ReplicaContext.all_reduce = counting_all_reduce
 trainer = Trainer(SemanticConsistencyTask(config), sys.argv[2], show_progress=False, strategy=strategy)
 trainer.run()
-json.dump([w.tolist() for w in trainer.model.get_weights()], open(sys.argv[3], "w"))
+json.dump({
+    "weights": [w.tolist() for w in trainer.model.get_weights()],
+    "gradient_all_reduces": reduced_lists,
+    "traces": trainer.train_step.experimental_get_tracing_count(),
+    "variables": len(trainer.model.trainable_variables),
+}, open(sys.argv[3], "w"))
 """
 
 
@@ -171,9 +184,73 @@ def test_mirrored_two_replicas_compute_the_single_device_update(tmp_path):
     ]
     done = subprocess.run(argv, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    two = [np.asarray(w) for w in json.loads(out.read_text())]
+    result = json.loads(out.read_text())
+    two = [np.asarray(w) for w in result["weights"]]
     for one, other in zip(reference.model.get_weights(), two):
         np.testing.assert_allclose(one, other, rtol=1e-4, atol=1e-5)
+    # One all-reduce of the gradients per replica per trace of the step: the optimizer adds none.
+    assert result["gradient_all_reduces"] == [result["variables"]] * (2 * result["traces"])
+
+
+_SYNCED_BATCH_NORM_PROBE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tf_zoneout as tz
+x = np.random.default_rng(0).normal(size=[8, 5, 3]).astype("float32")
+def built(weights=None):
+    layer = tz.RecurrentBatchNormLSTM(6, max_timesteps=5, momentum=0.5, seed=1, jit_compile=False)
+    layer(x[:1])
+    if weights is not None:
+        layer.set_weights(weights)
+    return layer
+single = built()
+start = [w.numpy() for w in single.weights]  # the populations still at their (0, 1) start
+single(x, training=True)
+def own_statistics(part):  # with momentum 0.5 from (0, 1): statistic = 2 * population - start
+    alone = built(start)
+    alone(part, training=True)
+    return {n: 2 * np.asarray(v) - n.startswith("variance") for n, v in alone.population.items()}
+a, b = own_statistics(x[:4]), own_statistics(x[4:])
+combined = {}
+for which in "xhc":
+    m_a, m_b = a["mean_" + which], b["mean_" + which]
+    v_a, v_b = a["variance_" + which], b["variance_" + which]
+    mean = (m_a + m_b) / 2
+    variance = (v_a + m_a**2 + v_b + m_b**2) / 2 - mean**2
+    combined["mean_" + which], combined["variance_" + which] = 0.5 * mean, 0.5 + 0.5 * variance
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    layer = built(start)
+halves = strategy.experimental_distribute_values_from_function(
+    lambda context: x[4 * context.replica_id_in_sync_group : 4 * (context.replica_id_in_sync_group + 1)]
+)
+strategy.run(tf.function(lambda batch: layer(batch, training=True)), args=(halves,))
+json.dump({
+    name: [np.asarray(single.population[name]).tolist(), combined[name].tolist(),
+           [np.asarray(r).tolist() for r in strategy.experimental_local_results(layer.population[name])]]
+    for name in layer.population
+}, open(sys.argv[1], "w"))
+"""
+
+
+def test_batch_norm_population_statistics_are_those_of_the_global_batch(tmp_path):
+    """Two replicas of 4 examples each: every replica normalizes with its own batch (as Keras's
+    unsynchronized BatchNormalization), and the population statistics they both store are the mean
+    and variance of the union of the two halves' batches: for the input projection, exactly one
+    device's on all 8; for h and c (whose values depend on each half's normalization), the exact
+    combination of the halves' own statistics."""
+    out = tmp_path / "population.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _SYNCED_BATCH_NORM_PROBE, str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, (single, combined, replicas) in json.loads(out.read_text()).items():
+        expected = single if name.endswith("_x") else combined
+        for replica in replicas:
+            np.testing.assert_allclose(replica, expected, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_progress_bar_updates_rarely_when_stderr_is_a_file(monkeypatch):
