@@ -10,7 +10,7 @@ ifneq ($(DATA_DIR),)
 export ZONEOUT_DATA_DIR ?= $(abspath $(DATA_DIR))
 endif
 
-.PHONY: install test lint docs docs-serve bench demo clean check-core-install check-tf-serving-tensorflow
+.PHONY: install test lint docs docs-serve bench demo clean check-core-install check-tf-serving-tensorflow gpu-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ check-core-install: install
 # every kind load through its C++ loader and answer as ours do (a few minutes; CI runs it).
 check-tf-serving-tensorflow: install
 	$(BIN)/python tests/check_tf_serving_tensorflow.py
+
+# On a machine with an NVIDIA GPU: a fresh venv with tensorflow[and-cuda] (WHEELS=DIR: offline, from
+# wheels), the GPU-relevant tests with TF32 off, and bench.gpu_speed -> docs/bench/gpu-<device>.json.
+# At most 10 minutes; exits 2 at once where TensorFlow sees no GPU.
+gpu-check:
+	timeout 600 $(PYTHON) tests/gpu_check.py $(if $(WHEELS),--wheels $(WHEELS))
 
 lint: install
 	$(BIN)/python -m ruff check .

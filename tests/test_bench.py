@@ -96,3 +96,32 @@ def test_shapes_argument_parses_hxb_lists_and_names_a_bad_one():
     for bad in ("256", "256x", "0x64", "256x64x2", "ax64"):
         with pytest.raises(argparse.ArgumentTypeError, match="is not HxB"):
             parse_shapes(bad)
+
+
+def test_the_gpu_benchmark_runs_its_variants_and_writes_json_and_table(tmp_path, capsys):
+    """On a CPU too (``--smoke``): every variant is built and timed, ratios to Keras's layer."""
+    from bench import gpu_speed
+
+    assert gpu_speed.main(["--smoke", "--precisions", "float32", "--out", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("gpu-*.json")
+    payload = json.loads(path.read_text())
+    rows = payload["results"]["float32"]["H=8 B=4"]
+    assert set(gpu_speed.keras_variants(8)) <= set(rows)
+    assert rows[gpu_speed.REFERENCE]["ratio_to_cudnn"] == 1.0
+    assert all(row["tokens_per_s"] > 0 for row in rows.values())
+    assert rows["tz zoneout on (graph)"]["implementation"] == "graph"
+    assert "| float32 | H=8 B=4 | tz zoneout on (xla) | xla |" in capsys.readouterr().out
+
+
+def test_gpu_check_stops_at_once_without_a_gpu():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "tests" / "gpu_check.py"), "--python", sys.executable],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "TensorFlow sees no GPU here" in done.stderr

@@ -97,6 +97,9 @@ def apply_reduced_gradients(optimizer: keras.Optimizer) -> None:
     Keras's TensorFlow optimizer all-reduces inside ``apply`` (``_all_reduce_sum_gradients``), with
     no public switch to turn it off; this replaces that method on this one instance by the identity.
 
+    Args:
+        optimizer: a Keras optimizer (not yet wrapped in a ``LossScaleOptimizer``).
+
     Raises:
         RuntimeError: this Keras's optimizer has no such method (its internals changed): the step
             would then apply R times the gradient, so training refuses to start.
