@@ -30,7 +30,7 @@ def numpy_bits(index: np.ndarray, key) -> np.ndarray:
     index = np.asarray(index, np.uint64)
     low, high = index & M32, index >> 32
     mixed = (low * int(key[0]) + int(key[1])) & M32
-    return numpy_mix32(mixed ^ numpy_mix32((high * 0x9E3779B9) & M32))
+    return numpy_mix32((mixed + high * 0x9E3779B9) & M32)
 
 
 def test_counter_words_carry_into_the_high_word():

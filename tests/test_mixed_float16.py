@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_training import in_memory_nll, smoke
+from test_training import mixed_precision_smoke_run, smoke
 
 import tf_zoneout as tz
 from tf_zoneout_train import loop
@@ -75,21 +75,8 @@ def test_the_recurrence_runs_in_float32_under_float16(float16_policy, monkeypatc
 
 
 def test_a_mixed_float16_run_scales_its_loss_and_exports_float32(small_text8, tmp_path):
-    tfds_dir, _ = small_text8
-    trainer, final = smoke("text8", tmp_path / "run", tfds_dir, precision="mixed_float16", epochs=1)
+    trainer = mixed_precision_smoke_run(small_text8[0], tmp_path / "run", "mixed_float16", "float16")
     assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
-    assert all(layer.compute_dtype == "float16" for layer in trainer.model.rnn_layers)
-    assert all(v.dtype == tf.float32 for v in trainer.model.trainable_variables)
-    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
-    assert math.isfinite(final["test"]["bpc"])
-    text = "anarchism originated as a term"
-    scored = tf.saved_model.load(str(tmp_path / "run" / "export")).signatures["score"](
-        text=tf.constant([text])
-    )
-    assert scored["nll"].dtype == tf.float32
-    nll, count = in_memory_nll(trainer.task, trainer.model, text)
-    assert int(scored["num_tokens"][0]) == count
-    np.testing.assert_allclose(float(scored["nll"][0]), nll, rtol=0.02)
 
 
 def test_an_overflowing_loss_scale_skips_steps_halves_and_recovers(small_text8, tmp_path, monkeypatch):

@@ -167,23 +167,28 @@ def test_text8_language_model_on_a_small_file(small_text8, tmp_path):
     check_language_model_export(trainer, tmp_path / "run", "anarchism originated as a term")
 
 
-def test_mixed_bfloat16_run_computes_in_bfloat16_and_exports_float32(small_text8, tmp_path):
+def mixed_precision_smoke_run(tfds_dir, run_dir, precision: str, compute_dtype: str):
+    """A one-epoch text8 smoke run under ``precision``: the layers compute in ``compute_dtype``, the
+    weights and the export are float32, and the export scores close to the in-memory model (float32
+    against the mixed model's loss: not bit-equal). Returns the trainer."""
     import keras
 
-    tfds_dir, _ = small_text8
-    trainer, final = smoke("text8", tmp_path / "run", tfds_dir, precision="mixed_bfloat16", epochs=1)
-    assert all(layer.compute_dtype == "bfloat16" for layer in trainer.model.rnn_layers)
+    trainer, final = smoke("text8", run_dir, tfds_dir, precision=precision, epochs=1)
+    assert all(layer.compute_dtype == compute_dtype for layer in trainer.model.rnn_layers)
     assert all(v.dtype == tf.float32 for v in trainer.model.trainable_variables)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
     assert math.isfinite(final["test"]["bpc"])
     text = "anarchism originated as a term"
-    scored = tf.saved_model.load(str(tmp_path / "run" / "export")).signatures["score"](
-        text=tf.constant([text])
-    )
+    scored = tf.saved_model.load(str(run_dir / "export")).signatures["score"](text=tf.constant([text]))
+    assert scored["nll"].dtype == tf.float32
     nll, count = in_memory_nll(trainer.task, trainer.model, text)
     assert int(scored["num_tokens"][0]) == count
-    # The export computes in float32: close to the bfloat16 model's loss, not bit-equal.
     np.testing.assert_allclose(float(scored["nll"][0]), nll, rtol=0.02)
+    return trainer
+
+
+def test_mixed_bfloat16_run_computes_in_bfloat16_and_exports_float32(small_text8, tmp_path):
+    mixed_precision_smoke_run(small_text8[0], tmp_path / "run", "mixed_bfloat16", "bfloat16")
 
 
 def test_pmnist_end_to_end_and_classifier_export(smoke_run, tfds_dir):

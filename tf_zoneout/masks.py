@@ -124,8 +124,9 @@ def random_bits(counter, key, high=None):
     """32 random bits per element of the uint32 ``counter`` (the low words of the counters; ``high``
     their high words, None for 0), keyed by ``key`` [2]."""
     mixed = counter * key[0] + key[1]
-    if high is not None:  # mix32(0) == 0: counters below 2**32 hash as with high None
-        mixed = tf.bitwise.bitwise_xor(mixed, mix32(high * tf.constant(_GOLDEN, tf.uint32)))
+    if high is not None:  # one multiply-add per element (this runs at every step of the loop);
+        # counters below 2**32 (high 0) hash as with high None, and i and i + 2**32 differ
+        mixed = mixed + high * tf.constant(_GOLDEN, tf.uint32)
     return mix32(mixed)
 
 
