@@ -67,6 +67,33 @@ CASES = {
 }
 
 
+def cases_for(kind: str, metadata: dict) -> dict:
+    """``CASES[kind]``, and for a language model the state-carrying signatures' cases (their state
+    size is the model's own): ``resume`` from zero and random states, greedy and sampled rows mixed,
+    and ``step`` from the start token and others."""
+    cases = dict(CASES[kind])
+    if kind == "language_model":
+        step = metadata["step"]
+        size, vocab, start = step["state_size"], step["vocab_size"], step["start_id"]
+        state = np.random.default_rng(1).normal(0.0, 0.5, [3, size]).astype(np.float32)
+        cases["resume"] = [
+            {
+                "state": state,
+                "position": np.array([0, 5, 100], np.int32),
+                "max_new_tokens": np.array([3, 0, 6], np.int32),
+                "temperature": np.array([0.0, 1.0, 0.8], np.float32),
+                "top_k": np.array([0, 0, 4], np.int32),
+                "top_p": np.array([1.0, 1.0, 0.9], np.float32),
+                "seed": np.array([7, 8, 9], np.int64),
+            }
+        ]
+        cases["step"] = [
+            {"token": np.array([start], np.int32), "state": np.zeros([1, size], np.float32)},
+            {"token": np.array([start, 0, vocab - 1], np.int32), "state": state},
+        ]
+    return cases
+
+
 def _session_loader_outputs(directory: Path, cases: dict) -> dict:
     """{signature: [outputs per case]} through ``tf.compat.v1.saved_model.load`` in a session."""
     import tensorflow as tf
@@ -93,7 +120,7 @@ def probe(model_base: Path) -> dict:
     for name, (_, directory) in latest_versions(model_base).items():
         metadata = read_metadata(directory)
         kind = metadata["kind"]
-        cases = CASES[kind]
+        cases = cases_for(kind, metadata)
         with CcSavedModel(directory) as loaded:
             replayed = loaded.replay_warmup()
             cc = {s: [loaded.run(s, inputs) for inputs in inputs_list] for s, inputs_list in cases.items()}

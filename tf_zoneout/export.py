@@ -43,8 +43,19 @@ import tensorflow as tf
 
 from tf_zoneout import cc_loader, export_graph, sampling
 from tf_zoneout.model_base import METADATA_FILE, ModelKind
-from tf_zoneout.signatures import ANSWER, CLASSIFY, GENERATE, SCORE, SIGNATURES, TOP_LOGPROBS, generate_inputs
-from tf_zoneout.text_codec import CodecSpec, TextCodec
+from tf_zoneout.signatures import (
+    ANSWER,
+    CLASSIFY,
+    GENERATE,
+    RESUME,
+    SCORE,
+    SIGNATURES,
+    STEP,
+    TOP_LOGPROBS,
+    generate_inputs,
+    resume_inputs,
+)
+from tf_zoneout.text_codec import VOCABULARY_FILE, CodecSpec, TextCodec, vocabulary_document
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
@@ -54,7 +65,7 @@ class ExportError(RuntimeError):
 
 
 class LanguageModelModule:
-    """Generation and scoring around a ``LanguageModel`` and its vocabulary file.
+    """Generation, scoring and the token-level step around a ``LanguageModel`` and its vocabulary.
 
     Args:
         model: the ``LanguageModel`` (jit_compile=False).
@@ -67,17 +78,64 @@ class LanguageModelModule:
         self.model = model
         self.codec = codec
         self.top = min(TOP_LOGPROBS, model.vocab_size)
+        self.state_names = ("h", "c") if model.states_per_layer == 2 else ("h",)
+        self.state_size = model.num_layers * model.states_per_layer * model.recurrent.units
+        state = {"state": (None, self.state_size)}
+        # Traced from the model's own state size S, so converters see a static [B, S].
+        self.resume = tf.function(self._resume, input_signature=RESUME.tensor_specs(**state), autograph=False)
+        self.step = tf.function(self._step, input_signature=STEP.tensor_specs(**state), autograph=False)
         self.resources = [codec]  # its lookup tables and vocabulary asset
-        self.signatures = {GENERATE.key: self.generate, SCORE.key: self.score}
-        self.deterministic = (SCORE.key,)  # generation samples, statelessly, from its seed input
+        self.signatures = {
+            GENERATE.key: self.generate,
+            SCORE.key: self.score,
+            RESUME.key: self.resume,
+            STEP.key: self.step,
+        }
+        # Generation samples, statelessly, from its seed input; the step is also loop- and string-free.
+        self.deterministic = (SCORE.key, STEP.key)
+        self.loop_free = (STEP.key,)
         texts = ["the company said", "", "  ", "\u00e9\u00df \u2603"]
         generate = generate_inputs(
             texts, max_new_tokens=[8, 0, 3, 1], temperature=[1.0, 0.7, 0.0, 1.0], top_k=[0, 5, 0, 1],
             top_p=[1.0, 0.9, 1.0, 1.0], seed=np.arange(1, len(texts) + 1),
         )  # fmt: skip
-        self.warmup = {GENERATE.key: generate, SCORE.key: {"text": generate["prompt"]}}
+        rows = len(texts)
+        start = np.zeros([rows, self.state_size], np.float32)
+        resume = resume_inputs(
+            start + np.linspace(-0.5, 0.5, self.state_size, dtype=np.float32), position=[0, 3, 7, 1],
+            max_new_tokens=[4, 0, 3, 2], temperature=[0.0, 1.0, 0.8, 0.0], top_k=[0, 0, 3, 0],
+            top_p=[1.0, 1.0, 0.9, 1.0], seed=[3, 4, 5, 6],
+        )  # fmt: skip
+        tokens = np.array([codec.start_id, 0, model.vocab_size - 1, codec.start_id], np.int32)
+        self.warmup = {
+            GENERATE.key: generate,
+            SCORE.key: {"text": generate["prompt"]},
+            RESUME.key: resume,
+            STEP.key: {"token": tokens, "state": start},
+        }
         # Rows that sample (temperature > 0 and tokens to make); greedy rows are deterministic.
-        self.sampled_rows = {GENERATE.key: (generate["temperature"] > 0) & (generate["max_new_tokens"] > 0)}
+        self.sampled_rows = {
+            key: (inputs["temperature"] > 0) & (inputs["max_new_tokens"] > 0)
+            for key, inputs in ((GENERATE.key, generate), (RESUME.key, resume))
+        }
+
+    def step_metadata(self) -> dict:
+        """What a client of ``step`` needs besides the vocabulary: S, V, the start token and where each
+        layer's states lie in the [B, S] state vector."""
+        units = self.model.recurrent.units
+        names = [(k, name) for k in range(self.model.num_layers) for name in self.state_names]
+        return {
+            "state_size": self.state_size,
+            "vocab_size": self.model.vocab_size,
+            "start_id": self.codec.start_id,
+            "state_layout": [
+                {"layer": k, "state": name, "offset": i * units, "size": units}
+                for i, (k, name) in enumerate(names)
+            ],
+        }
+
+    def _split_state(self, state):
+        return tf.split(state, self.model.num_layers * self.model.states_per_layer, axis=1)
 
     def _prefixed(self, texts):
         """(ids [B, L] with the start token first, lengths [B] incl. it, unknown [B])."""
@@ -132,32 +190,59 @@ class LanguageModelModule:
         An empty prompt (or one with no known token) continues from the start token alone, as
         at the beginning of a text; ``max_new_tokens`` <= 0 gives the empty string. Besides the
         text and its total ``logprob``: per generated token (``[B, N]``, padded past
-        ``num_tokens``) ``tokens`` and ``token_logprobs``, and the ``TOP_LOGPROBS`` most likely
-        tokens at each step, ``top_tokens`` and ``top_logprobs`` (``[B, N, K]``). Log-probabilities
+        ``num_tokens``) ``token_ids``, ``tokens`` and ``token_logprobs``, and the ``TOP_LOGPROBS``
+        most likely tokens at each step, ``top_tokens`` and ``top_logprobs`` (``[B, N, K]``); and
+        the ``state`` after each row's last token, which ``resume`` continues from. Log-probabilities
         are the model's (before temperature, top-k and top-p), in nats.
         """
         ids, lengths, unknown = self._prefixed(prompt)
         mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
-        logits, states = self.model(ids, step_mask=mask, training=False)  # padded steps keep the state
-        last = tf.gather(logits, lengths - 1, batch_dims=1)
+        _, states = self.model(ids, step_mask=mask, training=False)  # padded steps keep the state
+        position = tf.zeros_like(max_new_tokens)
+        outputs = self._decode(states, position, max_new_tokens, temperature, top_k, top_p, seed)
+        return {**outputs, "num_unknown": unknown, "num_prompt_tokens": lengths - 1}
+
+    def _resume(self, state, position, max_new_tokens, temperature, top_k, top_p, seed):
+        """``generate`` continued from ``state`` (a ``generate`` or ``resume`` output), the draws
+        numbered from ``position`` on: a generation cut into calls makes the tokens one call makes."""
+        outputs = self._decode(
+            self._split_state(state), position, max_new_tokens, temperature, top_k, top_p, seed
+        )
+        none = tf.zeros_like(max_new_tokens)
+        return {**outputs, "num_unknown": none, "num_prompt_tokens": none}
+
+    def _step(self, token, state):
+        """Read one token per row: the next token's log-softmax and the new state."""
+        logits, states = self.model.step(token, self._split_state(state))
+        return {
+            "logprobs": tf.nn.log_softmax(tf.cast(logits, tf.float32)),
+            "state": tf.concat(states, axis=1),
+        }
+
+    def _decode(self, states, position, max_new_tokens, temperature, top_k, top_p, seed):
+        """Sample up to ``max_new_tokens`` tokens per row from ``states`` (the state after the text so
+        far), one ``model.step`` per token; draw t of a row is keyed by (seed, position + t). A row's
+        state stops moving after its own last token, so ``state`` is where it ends."""
         counts = tf.clip_by_value(max_new_tokens, 0, MAX_NEW_TOKENS)
         # At least one step, so the token list is never empty (an empty stack has no shape).
         steps = tf.reduce_max(tf.concat([counts, [1]], axis=0))
-        batch = tf.shape(prompt)[0]
+        batch = tf.shape(counts)[0]
 
         def body(t, last, states, logprob, tokens, token_logprobs, top_logprobs, top_ids):
-            token = sampling.sample_next(last, temperature, top_k, top_p, seed, t)
-            log_probs = tf.nn.log_softmax(tf.cast(last, tf.float32))
-            step_logprob = tf.where(t < counts, tf.gather(log_probs, token, batch_dims=1), 0.0)
+            token = sampling.sample_next(last, temperature, top_k, top_p, seed, position + t)
+            log_probs = tf.nn.log_softmax(last)
+            active = t < counts
+            step_logprob = tf.where(active, tf.gather(log_probs, token, batch_dims=1), 0.0)
             best_logprobs, best_ids = tf.math.top_k(log_probs, k=self.top)
-            logits, states = self.model(token[:, None], states=states, training=False)
+            logits, stepped = self.model.step(token, states)
+            states = [tf.where(active[:, None], new, old) for new, old in zip(stepped, states)]
             written = (
                 tokens.write(t, token),
                 token_logprobs.write(t, step_logprob),
                 top_logprobs.write(t, best_logprobs),
                 top_ids.write(t, best_ids),
             )
-            return t + 1, logits[:, 0], states, logprob + step_logprob, *written
+            return t + 1, tf.cast(logits, tf.float32), states, logprob + step_logprob, *written
 
         def per_step(dtype, shape):
             return tf.TensorArray(dtype, size=steps, element_shape=shape)
@@ -168,8 +253,9 @@ class LanguageModelModule:
             per_step(tf.float32, [None, self.top]),
             per_step(tf.int32, [None, self.top]),
         )
-        _, _, _, logprob, *arrays = tf.while_loop(
-            lambda t, *_: t < steps, body, (0, last, states, tf.zeros([batch]), *arrays)
+        last = tf.cast(self.model.logits_from_states(states), tf.float32)
+        _, _, states, logprob, *arrays = tf.while_loop(
+            lambda t, *_: t < steps, body, (0, last, list(states), tf.zeros([batch]), *arrays)
         )
         # Each [steps, B, ...] stack -> [B, steps, ...].
         tokens, token_logprobs = (tf.transpose(a.stack(), [1, 0]) for a in arrays[:2])
@@ -179,7 +265,8 @@ class LanguageModelModule:
             "text": self.codec.decode(tokens, counts),
             "logprob": logprob,
             "num_tokens": counts,
-            "num_unknown": unknown,
+            "token_ids": tf.where(valid, tokens, 0),
+            "state": tf.concat(states, axis=1),
             "tokens": tf.where(valid, self.codec.display(tokens), ""),
             "token_logprobs": token_logprobs,
             "top_tokens": tf.where(valid[:, :, None], self.codec.display(top_ids), ""),
@@ -368,15 +455,17 @@ def _check_servable(module, directory: Path) -> None:
         raise ExportError(f"the export does not load or run in TensorFlow's C++ loader: {error}") from error
 
 
-def _save(module, directory, metadata: dict) -> Path:
-    """Save to a temporary folder, check it and move it into place: an export is complete or absent."""
+def _save(module, directory, metadata: dict, files: dict[str, str] | None = None) -> Path:
+    """Save to a temporary folder, check it and move it into place: an export is complete or absent.
+
+    ``files``: more files for the export's folder, {name: text} (the vocabulary's JSON)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         _write_archive(module, staging)
         _write_warmup(module, staging)
-        problems = export_graph.problems(staging, module.deterministic)
+        problems = export_graph.problems(staging, module.deterministic, getattr(module, "loop_free", ()))
         if problems:
             raise ExportError(
                 "the export would not serve portably or deterministically:\n" + "\n".join(problems)
@@ -384,6 +473,8 @@ def _save(module, directory, metadata: dict) -> Path:
         _check_servable(module, staging)
         metadata = {**metadata, "signatures": sorted(module.signatures)}
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text)
         if directory.exists():
             shutil.rmtree(directory)
         staging.replace(directory)
@@ -424,8 +515,10 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
             "level": spec.level,
             "vocab_size": len(vocabulary),
             "dataset": vocabulary.dataset,
+            "step": {**module.step_metadata(), "vocabulary_file": VOCABULARY_FILE},
         }
-        return _save(module, directory, metadata)
+        document = vocabulary_document(vocabulary.tokens, spec)
+        return _save(module, directory, metadata, {VOCABULARY_FILE: json.dumps(document, indent=1) + "\n"})
 
 
 def export_seq2seq(model, symbols, problem_len, answer_len, pad, go, directory, metadata: dict) -> Path:

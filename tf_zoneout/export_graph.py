@@ -15,6 +15,11 @@ from pathlib import Path
 
 DEVICE_SPECIFIC = re.compile(r"^_?(Xla|Cudnn|TPU|Nccl)")
 RANDOM = re.compile(r"Random|Multinomial|^Rng|TruncatedNormal|Shuffle|CandidateSampler")
+# What a loop-free signature (the token-level ``step``) may not hold: loops, tensor lists, strings,
+# lookups and ragged tensors, which TFLite's builtin ops and ONNX do not offer.
+NOT_LOOP_FREE = re.compile(
+    r"While|TensorList|TensorArray|String|Unicode|Regex|Ragged|Lookup|^If$|^StatelessIf$"
+)
 XLA_ATTRIBUTES = ("_XlaMustCompile", "_XlaCompile", "_XlaScope")
 # The attribute names under which a node refers to the functions it runs (While, If, Case, calls).
 FUNCTION_ATTRIBUTES = ("f", "body", "cond", "then_branch", "else_branch", "branches")
@@ -86,13 +91,15 @@ def signature_ops(directory, signature: str) -> set[str]:
     return {n.op for n in _nodes_of_signature(meta_graph, signature) if n.op not in library}
 
 
-def problems(directory, deterministic=()) -> list[str]:
+def problems(directory, deterministic=(), loop_free=()) -> list[str]:
     """What keeps the export from serving anywhere, or from answering the same twice: one line each.
 
     Args:
         directory: a SavedModel folder.
         deterministic: signatures that must contain no random op at all; every other signature
             may contain stateless random ops only.
+        loop_free: signatures that must also hold no loop, string, lookup or ragged op
+            (``NOT_LOOP_FREE``), so TFLite builtins and ONNX can run them.
 
     Returns:
         Messages naming the signature, the op and the rule; empty when the export is fine.
@@ -117,6 +124,8 @@ def problems(directory, deterministic=()) -> list[str]:
                 found.append(f"{where} is marked for XLA compilation")
             elif not _has_cpu_kernel(op):
                 found.append(f"{where} has no CPU kernel")
+            if signature in loop_free and NOT_LOOP_FREE.search(op):
+                found.append(f"{where} is a loop, string or lookup op in a signature that must be loop-free")
             if RANDOM.search(op):
                 if signature in deterministic:
                     found.append(f"{where} is random in a signature that must be deterministic")

@@ -305,6 +305,50 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         given = tf.nest.flatten(initial_state)
         return last_output, outputs, [tf.cast(s, g.dtype) for s, g in zip(final[:num_states], given)]
 
+    def inference_step(self, inputs, states):
+        """One step at inference (``training=False``), with no loop and no random op: what the
+        layer computes at one time step of a sequence, for token-by-token decoding and the exports'
+        ``step`` signature (TFLite builtins and ONNX convert it).
+
+        With output-gate zoneout, o'_{t-1} starts at 0, as in a one-step call of the layer.
+
+        Args:
+            inputs: [B, I] this step's input.
+            states: the states, as ``initial_state`` takes them: [h] (GRU, SimpleRNN) or [h, c]
+                (LSTM), each [B, H].
+
+        Returns:
+            The new states, in the same order, each [B, H]; h (first) is the step's output.
+
+        Raises:
+            ValueError: the layer reads its sequence backwards (``go_backwards``).
+        """
+        if self.go_backwards:
+            raise ValueError(f"{self.name}: a layer with go_backwards=True has no forward step")
+        states = list(states)
+        if not self.uses_fast_path:  # Keras's cell step (dropout and recurrent_dropout off at inference)
+            _, new_states = self.cell(inputs, states if len(states) > 1 else states[0], training=False)
+            return list(tf.nest.flatten(new_states))
+        cell = self.cell
+        dtype = recurrence_dtype(inputs.dtype)
+        b_in, b_rec = self._split_bias(None if cell.bias is None else tf.cast(cell.bias, dtype))
+        xw = tf.cast(tf.matmul(inputs, tf.cast(cell.kernel, inputs.dtype)), dtype)
+        if b_in is not None:
+            xw = xw + b_in
+        keeps = keep_factors(
+            cell.zoneout_rates, False, None, None, dtype=dtype, inference=cell.zoneout_inference
+        )
+        whole = regularizers.whole_state_keep(self.stochastic_depth, False, None, None, None, dtype)
+        keeps = tuple(regularizers.combine_keeps(k, whole) for k in keeps)
+        state = tuple(tf.cast(s, dtype) for s in states)
+        if self._extra_gate_state:
+            state, keeps = (*state, tf.zeros_like(state[0])), (*keeps, None)
+        update = regularizers.update_factor(self.input_gate_dropout, False, None, dtype)
+        new_state, _ = kernels.advance(
+            self._step(), xw, tf.cast(cell.recurrent_kernel, dtype), b_rec, state, keeps, update
+        )
+        return [tf.cast(s, g.dtype) for s, g in zip(new_state[: len(states)], states)]
+
     def get_config(self):
         # "seed" is repeated because keras.layers.SimpleRNN's config drops it.
         return {

@@ -68,11 +68,18 @@ class Signature:
     def output_names(self) -> tuple[str, ...]:
         return tuple(tensor.name for tensor in self.outputs)
 
-    def tensor_specs(self) -> list:
-        """``tf.TensorSpec`` of each input, in order: the ``input_signature`` to trace with."""
+    def tensor_specs(self, **shapes) -> list:
+        """``tf.TensorSpec`` of each input, in order: the ``input_signature`` to trace with.
+
+        Args:
+            **shapes: a model's own shape for an input declared with a free size (the state's S).
+        """
         import tensorflow as tf
 
-        return [tf.TensorSpec(t.shape, tf.dtypes.as_dtype(t.dtype), name=t.name) for t in self.inputs]
+        return [
+            tf.TensorSpec(shapes.get(t.name, t.shape), tf.dtypes.as_dtype(t.dtype), name=t.name)
+            for t in self.inputs
+        ]
 
     def check_outputs(self, names) -> None:
         """Raise ValueError unless ``names`` are exactly this signature's outputs."""
@@ -95,24 +102,60 @@ _PER_TOKEN = (
     _batch("top_logprobs", "float32", "[B, W, K] their log-probabilities, nats", None, None),
 )
 
+_SAMPLING = (
+    _batch("max_new_tokens", "int32", "[B] tokens to generate (<= 0: none)"),
+    _batch("temperature", "float32", "[B] softmax temperature (<= 0: greedy)"),
+    _batch("top_k", "int32", "[B] sample among the k most likely tokens (0: off)"),
+    _batch("top_p", "float32", "[B] nucleus sampling's probability mass (1: off)"),
+    _batch("seed", "int64", "[B] the draw's seed: the same seed gives the same text"),
+)
+_STATE_IN = _batch(
+    "state", "float32", "[B, S] the RNN state (zeros: a new text; layout in metadata.json)", None
+)
+_GENERATED = (
+    _batch("text", "string", "[B] the generated continuation"),
+    _batch("logprob", "float32", "[B] its log-probability under the model, nats"),
+    _batch("num_tokens", "int32", "[B] tokens generated"),
+    _batch("num_unknown", "int32", "[B] prompt tokens outside the vocabulary"),
+    _batch("num_prompt_tokens", "int32", "[B] prompt tokens read (0 for resume)"),
+    _batch("token_ids", "int32", "[B, W] each generated token's id (0 past the row's end)", None),
+    _batch(
+        "state", "float32", "[B, S] the state after the row's last token: `resume` continues from it", None
+    ),
+    *_PER_TOKEN,
+)
+
 GENERATE = Signature(
     "serving_default",
+    inputs=(_batch("prompt", "string", "[B] text to continue ('' starts a new text)"), *_SAMPLING),
+    outputs=_GENERATED,
+    doc="a language model continues each prompt; tokenization and sampling run in the graph",
+)
+
+RESUME = Signature(
+    "resume",
     inputs=(
-        _batch("prompt", "string", "[B] text to continue ('' starts a new text)"),
-        _batch("max_new_tokens", "int32", "[B] tokens to generate (<= 0: none)"),
-        _batch("temperature", "float32", "[B] softmax temperature (<= 0: greedy)"),
-        _batch("top_k", "int32", "[B] sample among the k most likely tokens (0: off)"),
-        _batch("top_p", "float32", "[B] nucleus sampling's probability mass (1: off)"),
-        _batch("seed", "int64", "[B] the draw's seed: the same seed gives the same text"),
+        _STATE_IN,
+        _batch("position", "int32", "[B] tokens this generation made before: the draws continue from there"),
+        *_SAMPLING,
+    ),
+    outputs=_GENERATED,
+    doc="continue a generation from the state serving_default or resume returned: no prefix is read "
+    "again, and with the same seed the draws go on as one call would have made them",
+)
+
+STEP = Signature(
+    "step",
+    inputs=(
+        _batch("token", "int32", "[B] one token id per row, the token read at this step"),
+        _STATE_IN,
     ),
     outputs=(
-        _batch("text", "string", "[B] the generated continuation"),
-        _batch("logprob", "float32", "[B] its log-probability under the model, nats"),
-        _batch("num_tokens", "int32", "[B] tokens generated"),
-        _batch("num_unknown", "int32", "[B] prompt tokens outside the vocabulary"),
-        *_PER_TOKEN,
+        _batch("logprobs", "float32", "[B, V] log-softmax of the next token (inference-mode zoneout)", None),
+        _batch("state", "float32", "[B, S] the state after the token", None),
     ),
-    doc="a language model continues each prompt; tokenization and sampling run in the graph",
+    doc="one token per row, the state in and out: no loop, no string op, no random op (TFLite builtins "
+    "and ONNX convert it)",
 )
 
 SCORE = Signature(
@@ -148,7 +191,7 @@ CLASSIFY = Signature(
 )
 
 SIGNATURES: Mapping[ModelKind, tuple[Signature, ...]] = {
-    ModelKind.LANGUAGE_MODEL: (GENERATE, SCORE),
+    ModelKind.LANGUAGE_MODEL: (GENERATE, SCORE, RESUME, STEP),
     ModelKind.SEQ2SEQ: (ANSWER,),
     ModelKind.CLASSIFIER: (CLASSIFY,),
 }
@@ -202,6 +245,38 @@ def generate_inputs(
         seed=seed,
     )
     return {t.name: _column(values[t.name], t.dtype, rows) for t in GENERATE.inputs}
+
+
+def resume_inputs(
+    state, position, max_new_tokens=100, temperature=1.0, top_k=0, top_p=1.0, seed=0
+) -> dict[str, np.ndarray]:
+    """The inputs of ``RESUME`` for the rows of ``state``.
+
+    Args:
+        state: [B, S] states, as ``GENERATE`` or ``RESUME`` returned them.
+        position: tokens each row's generation made before (one value or one per row).
+        max_new_tokens: as ``generate_inputs``, like the arguments below.
+        temperature: softmax temperature (<= 0: greedy).
+        top_k: sample among the k most likely tokens (0: off).
+        top_p: nucleus sampling's probability mass (1: off).
+        seed: the draw's seed (the generation's own: ``position`` moves the draws on).
+
+    Raises:
+        ValueError: an argument has neither one value nor one per row.
+    """
+    state = np.asarray(state, np.float32)
+    rows = state.shape[0]
+    values = dict(
+        position=position,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    )
+    return {"state": state} | {
+        t.name: _column(values[t.name], t.dtype, rows) for t in RESUME.inputs if t.name != "state"
+    }
 
 
 def score_inputs(texts: Sequence[str]) -> dict[str, np.ndarray]:

@@ -39,6 +39,45 @@ class CodecSpec:
         raise ValueError(f"no text codec for data set {dataset!r}")
 
 
+VOCABULARY_FILE = "vocab.json"  # in every language-model export, beside saved_model.pb
+
+
+def vocabulary_document(tokens, spec: CodecSpec) -> dict:
+    """The export's ``vocab.json``: everything a client outside TensorFlow needs to turn text into the
+    ids of the ``step`` signature and back, as this codec does.
+
+    Keys: ``level`` ("char" or "word"); ``tokens`` (id -> the vocabulary's token); ``text`` (id -> the
+    text it stands for: the end-of-line token is a newline, PTB's "_" a space); ``start_id`` (the
+    token every text is read after); ``eol_id``, ``unknown_id`` (-1 when none); ``space`` (the token a
+    space becomes in character models); and ``rules``, the encoding in words.
+
+    Args:
+        tokens: the vocabulary's tokens, index = id.
+        spec: its ``CodecSpec``.
+    """
+    tokens = list(tokens)
+    index = {t: i for i, t in enumerate(tokens)}
+    text = [
+        "\n" if t == spec.eol else (" " if spec.level == "char" and t == spec.space else t) for t in tokens
+    ]
+    rules = (
+        "characters: a space is the `space` token, a newline the end-of-line token; a character "
+        "outside the vocabulary is tried in lower case, then skipped"
+        if spec.level == "char"
+        else "words: lower-cased, split on whitespace; an unknown word is `unknown_id`"
+    )
+    return {
+        "level": spec.level,
+        "tokens": tokens,
+        "text": text,
+        "start_id": index[spec.start],
+        "eol_id": index.get(spec.eol, -1) if spec.eol else -1,
+        "unknown_id": index.get(spec.unknown, -1) if spec.unknown else -1,
+        "space": spec.space,
+        "rules": rules,
+    }
+
+
 class TextCodec(tf.Module):
     """Strings <-> ids inside the graph, for one vocabulary file."""
 

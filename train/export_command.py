@@ -9,7 +9,9 @@ run's export again from its checkpoints with this version's exporter, then publi
 from __future__ import annotations
 
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from tf_zoneout.cc_loader import WARMUP_FILE
@@ -17,7 +19,7 @@ from tf_zoneout.json_files import DamagedFileError
 from tf_zoneout.model_base import read_metadata
 
 # Keys of metadata.json that the exporter writes itself (the rest come from the run).
-EXPORTER_KEYS = ("kind", "level", "vocab_size", "dataset", "signatures")
+EXPORTER_KEYS = ("kind", "level", "vocab_size", "dataset", "signatures", "step")
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +31,16 @@ def add_parser(subparsers) -> None:
         "--rebuild",
         action="store_true",
         help="write the run's export again from its checkpoints first (exports of tf-zoneout < 0.2)",
+    )
+    parser.add_argument(
+        "--tflite",
+        action="store_true",
+        help="also write step.tflite (the token-level step, TFLite builtins) into the version folder",
+    )
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write step.onnx (the token-level step) into the version folder",
     )
     parser.add_argument("--data-dir", help="with --rebuild: the raw data files (else $ZONEOUT_DATA_DIR)")
     parser.add_argument("--tfds-dir", help="with --rebuild: the TFDS data folder")
@@ -51,6 +63,30 @@ def rebuild(run_dir: Path, tfds_dir: str | None, data_dir: str | None = None) ->
     return run_dir / "export"
 
 
+def publish_with_step_files(export: Path, model_base: Path, name: str, formats: list[str]) -> Path:
+    """Publish a copy of ``export`` holding the step files of ``formats`` (``step_files``), each
+    checked against the export: the version appears with them, or (on any error) not at all.
+
+    Raises:
+        StepFileError: a converter is missing, fails, or disagrees with the export.
+    """
+    from tf_zoneout import step_files
+    from tf_zoneout.model_base import publish
+
+    missing = step_files.missing_modules(formats)
+    if missing:  # before any work
+        raise step_files.StepFileError(
+            f"--{' --'.join(formats)} needs {', '.join(missing)}: {step_files.INSTALL_HINT}"
+        )
+    with tempfile.TemporaryDirectory(
+        prefix=".step-files-", dir=model_base if model_base.is_dir() else None
+    ) as scratch:
+        copy = Path(scratch) / "export"
+        shutil.copytree(export, copy)
+        step_files.write_step_files(copy, formats)
+        return publish(copy, model_base, name)
+
+
 def run(args) -> int:
     from tf_zoneout.model_base import publish
 
@@ -69,7 +105,11 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             return 1
-        target = publish(export, args.model_base, name)
+        formats = [f for f in ("tflite", "onnx") if getattr(args, f)]
+        if formats:
+            target = publish_with_step_files(export, args.model_base, name, formats)
+        else:
+            target = publish(export, args.model_base, name)
     except (ValueError, FileNotFoundError, DamagedFileError, RuntimeError) as error:
         print(f"zoneout export: error: {error}", file=sys.stderr)
         return 1

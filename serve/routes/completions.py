@@ -12,16 +12,25 @@ import asyncio
 import json
 import secrets
 import time
-from types import SimpleNamespace
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from tf_zoneout import signatures
-from tf_zoneout_serve import completions, errors, generation
+from tf_zoneout_serve import completions, errors
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep
+from tf_zoneout_serve.engine import (
+    Generation,
+    Piece,
+    Sampling,
+    Tokens,
+    new_seed,
+    run_signature,
+    score_inputs,
+    score_tokens,
+)
 from tf_zoneout_serve.errors import ApiError, responses
-from tf_zoneout_serve.model_calls import run_signature
 from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.schemas import CompletionResponse, completion_request_model
 
@@ -59,41 +68,55 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
     ):
         """Continue each prompt ``n`` times. ``echo`` prepends the prompt; ``max_tokens`` 0 generates
         nothing (an empty completion), and with ``echo`` and ``logprobs`` scores the prompt (the same
-        log-probabilities as ``/score``). Choice i of prompt p is sampled with seed + p * n + i;
-        log-probabilities are the model's, in nats. A model that is not a language model answers 404."""
+        log-probabilities as ``/score``). Choice i of prompt p is sampled with seed + p * n + i, streamed
+        or not (a stream gives the same text); log-probabilities are the model's, in nats. A model that
+        is not a language model answers 404."""
         model = _model_for(registry, body)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-        base_seed = body.seed if body.seed is not None else generation.new_seed()
-        sampling = SimpleNamespace(temperature=body.temperature, top_k=max(body.top_k, 0), top_p=body.top_p)
-        call = ModelCall(model, sampling, request, settings)
+        base_seed = body.seed if body.seed is not None else new_seed()
+        sampling = Sampling(body.temperature, max(body.top_k, 0), body.top_p)
+        chunk_tokens = settings.stream_chunk_tokens if body.stream else None
+        generations = [
+            Generation(
+                model, request, settings, prompts[p], sampling, body.max_tokens, seed, stop, chunk_tokens
+            )
+            for p in range(len(prompts))
+            for seed in range(base_seed + p * body.n, base_seed + (p + 1) * body.n)
+        ]
+        scored = None
+        if body.echo or not body.max_tokens:  # the prompts' tokens (echo) or their count (usage)
+            scored = await asyncio.gather(
+                *(
+                    run_signature(model, signatures.SCORE.key, score_inputs(p), request, settings)
+                    for p in prompts
+                )
+            )
+        echoes = [(p, score_tokens(s, p)) for p, s in zip(prompts, scored)] if body.echo else None
         if body.stream:
-            return await stream(call, body, prompts, stop, base_seed, metrics)
-
-        async def generate(prompt: str, seed: int):
-            return await call.generate(prompt, body.max_tokens, seed) if body.max_tokens else None
-
-        scored = await asyncio.gather(*(call.score(p) for p in prompts))
-        rows = [(p, i) for p in range(len(prompts)) for i in range(body.n)]
-        generated = await asyncio.gather(*(generate(prompts[p], base_seed + p * body.n + i) for p, i in rows))
-        choices, completion_tokens = [], 0
-        for index, ((p, _), outputs) in enumerate(zip(rows, generated)):
-            prompt_pieces = completions.score_pieces(scored[p]) if body.echo else None
-            made, count = completions.choice(index, prompts[p], outputs, prompt_pieces, stop, body.logprobs)
-            choices.append(made)
-            completion_tokens += count
+            await generations[0].first_call()  # before the response starts: overload is still a clean 503
+            events = stream_events(generations, body, echoes, envelope_of(model), metrics)
+            return StreamingResponse(
+                events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
+        pieces = await asyncio.gather(*(g.run() for g in generations))
+        choices = []
+        for index, piece in enumerate(pieces):
+            echo = echoes[index // body.n] if echoes else None
+            start = len(echo[0]) if echo else 0
+            choices.append(completions.choice(index, piece, body.logprobs, echo, start))
+        completion_tokens = sum(g.num_tokens for g in generations)
         metrics.tokens_generated.labels(model.name).inc(completion_tokens)
-        prompt_tokens = sum(int(s["num_tokens"][0]) for s in scored) * body.n
-        response = {
+        if scored is not None:
+            prompt_tokens = sum(int(s["num_tokens"][0]) for s in scored) * body.n
+        else:
+            prompt_tokens = sum(g.prompt_tokens for g in generations)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+        return {
             **envelope_of(model),
             "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": {**usage, "total_tokens": prompt_tokens + completion_tokens},
         }
-        return response
 
     return router
 
@@ -108,81 +131,30 @@ def envelope_of(model) -> dict:
     }
 
 
-class ModelCall:
-    """A language model's two signatures for one request: ``generate(prompt, tokens, seed)`` and
-    ``score(text)``, each one row through the model's batcher."""
+async def stream_events(
+    generations: list[Generation], body, echoes, envelope: dict, metrics
+) -> AsyncIterator[str]:
+    """Server-sent events of every choice, choice after choice, a piece per model call (each
+    continuing from the RNN state the last one left), then ``data: [DONE]``. With ``echo`` a choice's
+    first event is its prompt (with its log-probabilities). A failure ends the stream with an event in
+    OpenAI's error envelope."""
 
-    def __init__(self, model, sampling, request: Request, settings):
-        self.model, self.sampling, self.request, self.settings = model, sampling, request, settings
+    def event(choice: dict) -> str:
+        return f"data: {json.dumps({**envelope, 'choices': [choice]})}\n\n"
 
-    async def generate(self, prompt: str, tokens: int, seed: int) -> dict:
-        inputs = generation.generate_inputs(prompt, self.sampling, tokens, seed)
-        return await run_signature(self.model, signatures.GENERATE.key, inputs, self.request, self.settings)
-
-    async def score(self, text: str) -> dict:
-        inputs = generation.score_inputs(text)
-        return await run_signature(self.model, signatures.SCORE.key, inputs, self.request, self.settings)
-
-
-async def stream(call: ModelCall, body, prompts: list[str], stop: list[str], base_seed: int, metrics):
-    """Server-sent events of every choice, piece by piece as the model generates it (each piece one
-    model call of ``stream_chunk_tokens`` tokens continuing the text so far; piece k > 0 is sampled
-    with ``completions.chunk_seed``), choice after choice, then ``data: [DONE]``. With ``echo`` a
-    choice's first event is its prompt (with its log-probabilities). The first model call runs before
-    the response starts, so an overloaded model still answers a clean 503; a later failure ends the
-    stream with an event in OpenAI's error envelope."""
-    chunk_tokens = call.settings.stream_chunk_tokens
-    scored = await asyncio.gather(*(call.score(p) for p in prompts)) if body.echo else None
-    rows = [(p, i) for p in range(len(prompts)) for i in range(body.n)]
-    first = (
-        await call.generate(prompts[0], min(chunk_tokens, body.max_tokens), base_seed)
-        if body.max_tokens
-        else None
-    )
-    envelope = envelope_of(call.model)
-
-    def event(delta: dict) -> str:
-        return f"data: {json.dumps({**envelope, 'choices': [delta]})}\n\n"
-
-    async def events():
-        generated = 0
-        try:
-            for index, (p, i) in enumerate(rows):
-                head = prompts[p] if body.echo else ""
-                seed = base_seed + p * body.n + i
-                if body.echo:
-                    pieces = completions.score_pieces(scored[p])
-                    echoed = completions.logprob_fields(head, [(pieces, 0)], body.logprobs or 0)
-                    lp = echoed if body.logprobs is not None else None
-                    yield event({"text": head, "index": index, "logprobs": lp, "finish_reason": None})
-                text, produced, chunk, stopped = "", 0, 0, False
-                while produced < body.max_tokens and not stopped:
-                    size = min(chunk_tokens, body.max_tokens - produced)
-                    if index == 0 and chunk == 0:
-                        outputs = first
-                    else:
-                        outputs = await call.generate(
-                            prompts[p] + text, size, completions.chunk_seed(seed, chunk)
-                        )
-                    delta, text, count, stopped = completions.streamed_piece(
-                        index, head, text, outputs, stop, body.logprobs
-                    )
-                    made = int(outputs["num_tokens"][0])
-                    produced += made if made else body.max_tokens  # nothing more to come: the end
-                    generated += count
-                    chunk += 1
-                    if produced >= body.max_tokens or stopped:
-                        delta["finish_reason"] = "stop" if stopped else "length"
-                    if delta["text"] or delta["finish_reason"]:
-                        yield event(delta)
-                if not body.max_tokens:
-                    yield event({"text": "", "index": index, "logprobs": None, "finish_reason": "length"})
-        except ApiError as error:
-            body_ = errors.openai_error_body(error.status, error.detail, error.param, error.kind)
-            yield f"data: {json.dumps(body_)}\n\n"
-            return
-        finally:
-            metrics.tokens_generated.labels(call.model.name).inc(generated)
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    try:
+        for index, generation in enumerate(generations):
+            echo = echoes[index // body.n] if echoes else None
+            if echo:
+                yield event(completions.choice(index, Piece("", Tokens()), body.logprobs, echo))
+            start = len(echo[0]) if echo else 0
+            async for piece in generation.pieces():
+                if piece.text or piece.finish_reason:
+                    yield event(completions.choice(index, piece, body.logprobs, completion_start=start))
+    except ApiError as error:
+        error_body = errors.openai_error_body(error.status, error.detail, error.param, error.kind)
+        yield f"data: {json.dumps(error_body)}\n\n"
+        return
+    finally:
+        metrics.tokens_generated.labels(envelope["model"]).inc(sum(g.num_tokens for g in generations))
+    yield "data: [DONE]\n\n"

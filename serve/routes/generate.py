@@ -2,16 +2,16 @@
 
 # No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
 import json
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from tf_zoneout import signatures
 from tf_zoneout.model_base import ModelKind
-from tf_zoneout_serve import generation
 from tf_zoneout_serve.dependencies import MetricsDep, SettingsDep, model_offering
+from tf_zoneout_serve.engine import Generation, Sampling, new_seed, run_signature
 from tf_zoneout_serve.errors import ApiError, ErrorBody, responses
-from tf_zoneout_serve.model_calls import run_signature
 from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.registry import LoadedModel
 from tf_zoneout_serve.schemas import GenerateRequest, GenerateResponse, RequestModels, StreamChunk
@@ -68,6 +68,50 @@ def sse(data: dict, event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data)}\n\n"
 
 
+def generation_of(model, body, request: Request, settings: Settings, chunk_tokens=None) -> Generation:
+    """The engine's generation for a generate request (its seed, or a new one)."""
+    seed = body.seed if body.seed is not None else new_seed()
+    sampling = Sampling(body.temperature, body.top_k, body.top_p)
+    return Generation(
+        model, request, settings, body.prompt, sampling, body.max_new_tokens, seed, body.stop, chunk_tokens
+    )
+
+
+def response_of(generation: Generation) -> GenerateResponse:
+    """The generate response of a finished generation (no total logprob when a stop cut it)."""
+    stopped = generation.finish_reason == "stop"
+    return GenerateResponse(
+        model=generation.model.name,
+        version=generation.model.version,
+        text=generation.text,
+        finish_reason=generation.finish_reason,
+        num_tokens=generation.num_tokens,
+        logprob=None if stopped else generation.logprob,
+        seed=generation.seed,
+        num_unknown=generation.num_unknown,
+    )
+
+
+async def stream_events(generation: Generation, metrics) -> AsyncIterator[str]:
+    """The generate stream's events: ``{"text": piece}`` per model call, then ``event: done`` with the
+    totals, or ``event: error`` if a later call fails."""
+    try:
+        async for piece in generation.pieces():
+            if piece.text:
+                yield sse({"text": piece.text})
+    except ApiError as error:
+        yield sse({"detail": error.detail}, event="error")
+        return
+    finally:
+        metrics.tokens_generated.labels(generation.model.name).inc(generation.num_tokens)
+    yield sse(response_of(generation).model_dump(exclude={"logprob", "num_unknown"}), event="done")
+
+
+async def answer_events(first: GenerateResponse) -> AsyncIterator[str]:
+    yield sse({"text": first.text})
+    yield sse(first.model_dump(), event="done")
+
+
 def build_router(models: RequestModels) -> APIRouter:
     """The generation routes for this server's request limits."""
     router = APIRouter()
@@ -89,26 +133,10 @@ def build_router(models: RequestModels) -> APIRouter:
         with no known token, continues from the start of a text."""
         if model.kind == ModelKind.SEQ2SEQ:
             return await answer(model, body, request, settings)
-        seed = body.seed if body.seed is not None else generation.new_seed()
-        inputs = generation.generate_inputs(body.prompt, body, body.max_new_tokens, seed)
-        outputs = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
-        text, stopped = generation.cut_at_stop(outputs["text"][0].decode("utf-8", "replace"), body.stop)
-        count = (
-            generation.count_tokens(text, model.metadata.get("level"))
-            if stopped
-            else int(outputs["num_tokens"][0])
-        )
-        metrics.tokens_generated.labels(model.name).inc(count)
-        return GenerateResponse(
-            model=model.name,
-            version=model.version,
-            text=text,
-            finish_reason="stop" if stopped else "length",
-            num_tokens=count,
-            logprob=None if stopped else float(outputs["logprob"][0]),
-            seed=seed,
-            num_unknown=int(outputs["num_unknown"][0]),
-        )
+        generation = generation_of(model, body, request, settings)
+        await generation.run()
+        metrics.tokens_generated.labels(model.name).inc(generation.num_tokens)
+        return response_of(generation)
 
     @router.post(
         "/v1/models/{name}/generate_stream",
@@ -128,55 +156,17 @@ def build_router(models: RequestModels) -> APIRouter:
         settings: SettingsDep,
         metrics: MetricsDep,
     ):
-        """The same as ``generate``, as server-sent events: ``{"text": chunk}`` per event, then an
-        ``event: done`` with the totals. Chunk i is sampled with seed + i, continuing the text so far."""
-        seed = body.seed if body.seed is not None else generation.new_seed()
+        """The same as ``generate``, as server-sent events: ``{"text": piece}`` per model call of
+        ``stream_chunk_tokens`` tokens, each continuing from the RNN state the last one left, then an
+        ``event: done`` with the totals. The text is the non-streamed ``generate``'s for the same seed."""
         if model.kind == ModelKind.SEQ2SEQ:
-            first = await answer(model, body, request, settings)
+            events = answer_events(await answer(model, body, request, settings))
         else:
-            # The first chunk runs before the response starts, so overload is still a clean 503.
-            size = min(settings.stream_chunk_tokens, body.max_new_tokens)
-            inputs = generation.generate_inputs(body.prompt, body, size, seed)
-            first = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
-
-        async def events():
-            if isinstance(first, GenerateResponse):
-                yield sse({"text": first.text})
-                yield sse(first.model_dump(), event="done")
-                return
-            level = model.metadata.get("level")
-            text, produced, chunk_index, outputs = "", 0, 0, first
-            while True:
-                chunk = outputs["text"][0].decode("utf-8", "replace")
-                produced += int(outputs["num_tokens"][0])
-                kept, stopped = generation.cut_at_stop(text + chunk, body.stop)
-                new_text, text = kept[len(text) :], kept
-                if new_text:
-                    yield sse({"text": new_text})
-                if stopped or produced >= body.max_new_tokens:
-                    break
-                chunk_index += 1
-                size = min(settings.stream_chunk_tokens, body.max_new_tokens - produced)
-                inputs = generation.generate_inputs(body.prompt + text, body, size, seed + chunk_index)
-                try:
-                    outputs = await run_signature(model, signatures.GENERATE.key, inputs, request, settings)
-                except ApiError as error:
-                    yield sse({"detail": error.detail}, event="error")
-                    return
-            count = generation.count_tokens(text, level) if stopped else produced
-            metrics.tokens_generated.labels(model.name).inc(count)
-            totals = {
-                "model": model.name,
-                "version": model.version,
-                "text": text,
-                "num_tokens": count,
-                "finish_reason": "stop" if stopped else "length",
-                "seed": seed,
-            }
-            yield sse(totals, event="done")
-
+            generation = generation_of(model, body, request, settings, settings.stream_chunk_tokens)
+            await generation.first_call()  # before the response starts: overload is still a clean 503
+            events = stream_events(generation, metrics)
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
     return router

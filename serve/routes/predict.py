@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 
 from tf_zoneout_serve import tensors
 from tf_zoneout_serve.dependencies import SettingsDep, model_offering
+from tf_zoneout_serve.engine import run_signature
 from tf_zoneout_serve.errors import ApiError, responses
-from tf_zoneout_serve.model_calls import run_signature
 from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.schemas import PredictRequest, PredictResponse
 

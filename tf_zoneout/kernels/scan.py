@@ -125,6 +125,32 @@ def _unstack(tensor, num_steps):
     return tf.TensorArray(tensor.dtype, size=num_steps, element_shape=tensor.shape[1:]).unstack(tensor)
 
 
+def advance(step, xw_t, u, b_rec, state, keeps_t, update_t=None, rec_mask=None):
+    """One step of the zoneout recurrence: the step's candidates from ``state``, mixed with it.
+
+    The loop body of ``forward``, and on its own the loop-free step of ``ZoneoutLSTM.inference_step``
+    (what the exports' ``step`` signature runs: no loop, no random op).
+
+    Args:
+        step: a ``Step``.
+        xw_t: [B, G] this step's input projection (bias included).
+        u: [H, G] recurrent kernel.
+        b_rec: [G] recurrent bias or None.
+        state: tuple of [B, H] states; state 0 is the output h.
+        keeps_t: one keep factor per state for this step (None, a scalar, [B, H] or [B, 1]).
+        update_t: this step's input-gate dropout factor, or None.
+        rec_mask: [B, H] variational dropout factor on h before the matmul, or None.
+
+    Returns:
+        ``(new_state, saved)``: the zoned-out states and the values the backward pass keeps.
+    """
+    rec = tf.matmul(state[0] if rec_mask is None else state[0] * rec_mask, u)
+    if b_rec is not None:
+        rec = rec + b_rec
+    candidates, saved = step.forward(xw_t, rec, state, update_t)
+    return tuple(mix(k, s, c) for k, s, c in zip(keeps_t, state, candidates)), saved
+
+
 def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=True):
     """Run ``step`` over time with zoneout on every state.
 
@@ -155,11 +181,10 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
     def body(t, state, state_tas, saved_tas):
-        rec = tf.matmul(state[0] if rec_mask is None else state[0] * rec_mask, u)
-        if b_rec is not None:
-            rec = rec + b_rec
-        candidates, saved = step.forward(xw_ta.read(t), rec, state, update_reader.read(t))
-        new_state = tuple(mix(r.read(t), s, c) for r, s, c in zip(readers, state, candidates))
+        keeps_t = tuple(r.read(t) for r in readers)
+        new_state, saved = advance(
+            step, xw_ta.read(t), u, b_rec, state, keeps_t, update_reader.read(t), rec_mask
+        )
         state_tas = tuple(ta.write(t, s) for ta, s in zip(state_tas, new_state))
         saved_tas = tuple(ta.write(t, s) for ta, s in zip(saved_tas, saved))
         return t + 1, new_state, state_tas, saved_tas

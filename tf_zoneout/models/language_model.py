@@ -91,6 +91,36 @@ class LanguageModel(keras.Model):
             x = self.dropouts[k + 1](x, training=training)
         return self.softmax(x), new_states
 
+    def step(self, tokens, states):
+        """One token per row at inference, the state carried: what ``call`` computes at one step,
+        with no loop (each layer's ``inference_step``; the batch-normalized LSTM, whose statistics
+        depend on the time step, has none).
+
+        Args:
+            tokens: [B] int token ids, the tokens read at this step.
+            states: the flat list of [B, H] states (``zero_states`` to start).
+
+        Returns:
+            ``(logits [B, V], states)``: the next token's logits and the new states.
+        """
+        x = self.embedding(tokens)
+        per = self.states_per_layer
+        new_states = []
+        for k, layer in enumerate(self.rnn_layers):
+            layer_states = layer.inference_step(x, list(states[k * per : (k + 1) * per]))
+            new_states.extend(layer_states)
+            x = layer_states[0]
+        return self.softmax(x), new_states
+
+    def logits_from_states(self, states):
+        """The next token's logits [B, V] at inference, from the states alone: the top layer's h is
+        its output, which (dropout being off at inference) the softmax layer reads.
+
+        Args:
+            states: the flat list of [B, H] states after the last token read.
+        """
+        return self.softmax(states[(self.num_layers - 1) * self.states_per_layer])
+
     def get_config(self):
         return {
             **super().get_config(),

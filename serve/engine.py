@@ -1,0 +1,294 @@
+"""The one generation engine of the service: ``generate``, ``generate_stream`` and ``/v1/completions``
+(streamed or not), whichever backend runs the model (no HTTP here).
+
+A ``Generation`` continues one prompt by up to ``max_tokens`` tokens from one seed, in model calls of
+at most ``chunk_tokens`` tokens. The first call runs ``serving_default`` on the prompt; each later one
+runs ``resume`` from the state the previous call returned, so no prefix is read twice and a chunk
+costs what the first one costs. The rules:
+
+- **One seed rule**: draw t of a generation is keyed by (seed, t) whatever the chunking (``resume``
+  numbers its draws from ``position``): a streamed generation makes exactly the tokens of the same
+  generation made in one call.
+- **One sent-text rule**: text handed out is never taken back. The end of the text that could be the
+  beginning of a stop sequence is held back until a later call decides; so a stop sequence that spans
+  two calls still stops, and a streamed text equals the text of the same generation made at once.
+
+Each ``Piece`` carries its tokens (those that begin inside its text) with their log-probabilities,
+alternatives and offsets in the completion's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator
+
+import numpy as np
+from fastapi import Request
+
+from tf_zoneout import signatures
+from tf_zoneout_serve.batching import OverloadedError
+from tf_zoneout_serve.errors import ApiError
+from tf_zoneout_serve.registry import LoadedModel
+from tf_zoneout_serve.schemas import MAX_SEED
+from tf_zoneout_serve.settings import Settings
+
+
+def new_seed() -> int:
+    """A random seed for a request that gives none."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+async def run_signature(
+    model: LoadedModel, signature: str, inputs: dict, request: Request, settings: Settings
+) -> dict:
+    """The signature's outputs for one request's rows, through the model's batcher: 503 with
+    Retry-After on overload; gives up (and frees the queue slot) when the client disconnects."""
+    task = asyncio.ensure_future(model.batchers[signature].submit(inputs))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            break
+        if await request.is_disconnected():
+            task.cancel()  # the batcher drops cancelled requests
+            raise ApiError(499, "client closed the request", "client_closed")
+    try:
+        return task.result()
+    except OverloadedError as error:
+        raise ApiError(
+            503,
+            f"model {model.name} is overloaded ({error}); retry later",
+            "overloaded",
+            {"Retry-After": str(settings.retry_after_seconds)},
+        ) from None
+
+
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """``text`` up to (not including) the earliest stop sequence, and whether one was found."""
+    positions = [text.find(s) for s in stop if s and s in text]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+def held_back(text: str, stop: list[str]) -> int:
+    """How many characters at the end of ``text`` could be the beginning of a stop sequence."""
+    longest = 0
+    for s in stop:
+        for size in range(min(len(s) - 1, len(text)), longest, -1):
+            if text.endswith(s[:size]):
+                longest = size
+                break
+    return longest
+
+
+def token_offsets(text: str, tokens: list[str], start: int = 0) -> list[int]:
+    """Where each token begins in ``text``, searching forward from ``start`` (a token the text does
+    not hold, e.g. an end-of-line shown as a newline the text lacks, gets the current position)."""
+    offsets, position = [], start
+    for token in tokens:
+        found = text.find(token, position) if token else -1
+        at = found if found >= 0 else position
+        offsets.append(at)
+        position = at + len(token) if found >= 0 else position
+    return offsets
+
+
+def _texts(row) -> list[str]:
+    return [t.decode("utf-8", "replace") for t in row]
+
+
+@dataclasses.dataclass
+class Tokens:
+    """Tokens of a text with what the model said of them.
+
+    Attributes:
+        tokens: each token's text.
+        logprobs: each token's log-probability, nats.
+        top: each position's likeliest alternatives, [(token, logprob), ...] most likely first.
+        offsets: where each token begins in the text they belong to.
+    """
+
+    tokens: list[str] = dataclasses.field(default_factory=list)
+    logprobs: list[float] = dataclasses.field(default_factory=list)
+    top: list[list[tuple[str, float]]] = dataclasses.field(default_factory=list)
+    offsets: list[int] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of_row(cls, outputs: dict, count: int, text: str, start: int = 0, logprobs=None) -> Tokens:
+        """The first ``count`` tokens of row 0 of a ``serving_default``/``resume``/``score`` output
+        (``logprobs``: the log-probabilities to use instead of ``token_logprobs``), placed in ``text``
+        from ``start`` on."""
+        tokens = _texts(outputs["tokens"][0][:count])
+        values = outputs["token_logprobs"][0][:count] if logprobs is None else logprobs
+        top = [
+            list(zip(_texts(names), (float(v) for v in values_)))
+            for names, values_ in zip(outputs["top_tokens"][0][:count], outputs["top_logprobs"][0][:count])
+        ]
+        return cls(tokens, [float(v) for v in values], top, token_offsets(text, tokens, start))
+
+    def extend(self, other: Tokens) -> None:
+        self.tokens += other.tokens
+        self.logprobs += other.logprobs
+        self.top += other.top
+        self.offsets += other.offsets
+
+    def between(self, start: int, end: int) -> Tokens:
+        """The tokens that begin in [start, end)."""
+        keep = [i for i, o in enumerate(self.offsets) if start <= o < end]
+        return Tokens(*([values[i] for i in keep] for values in dataclasses.astuple(self)))
+
+
+def score_tokens(outputs: dict, text: str) -> Tokens:
+    """The tokens of one ``score`` row (a prompt echoed by completions): the log-probabilities are the
+    score route's surprisals in nats (``-bits * ln 2``), the same numbers ``/score`` reports."""
+    count = int(outputs["num_tokens"][0])
+    bits = np.asarray(outputs["token_surprisal"][0][:count], np.float64)
+    return Tokens.of_row(outputs, count, text, logprobs=list(-bits * np.log(2.0)))
+
+
+@dataclasses.dataclass
+class Piece:
+    """What one model call adds to a generation.
+
+    Attributes:
+        text: the new text (never taken back later).
+        tokens: the tokens beginning in it (offsets in the whole completion's text).
+        finish_reason: None while the generation goes on; then "stop" or "length".
+    """
+
+    text: str
+    tokens: Tokens
+    finish_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn: temperature (<= 0: greedy), top_k (0: off), top_p (1: off)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+class Generation:
+    """One prompt continued by up to ``max_tokens`` tokens (see the module docstring).
+
+    Args:
+        model: a language model.
+        request: the HTTP request (its disconnection cancels the model calls).
+        settings: the service's settings.
+        prompt: the text to continue.
+        sampling: temperature, top-k and top-p.
+        max_tokens: the most tokens to make.
+        seed: the generation's seed.
+        stop: stop sequences (the text ends before the first).
+        chunk_tokens: the most tokens per model call (None: all in one call).
+
+    After the last piece: ``text``, ``num_tokens`` (the tokens kept), ``logprob`` (of every token
+    made), ``num_unknown`` and ``prompt_tokens`` (of the prompt) and ``finish_reason``.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        request: Request,
+        settings: Settings,
+        prompt: str,
+        sampling: Sampling,
+        max_tokens: int,
+        seed: int,
+        stop: list[str],
+        chunk_tokens: int | None = None,
+    ):
+        self.model, self.request, self.settings = model, request, settings
+        self.prompt, self.sampling, self.max_tokens, self.seed = prompt, sampling, max_tokens, seed
+        self.stop = [s for s in stop if s]
+        self.chunk_tokens = chunk_tokens or max(max_tokens, 1)
+        self.text, self.num_tokens, self.logprob = "", 0, 0.0
+        self.num_unknown = self.prompt_tokens = 0
+        self.finish_reason: str | None = None
+        self._state, self._produced = None, 0
+        self._first: dict | None = None  # the first call's outputs, when made ahead (``first_call``)
+
+    def _inputs(self, size: int) -> tuple[str, dict]:
+        s = self.sampling
+        sampling = dict(
+            max_new_tokens=size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=self.seed
+        )
+        if self._state is None:
+            return signatures.GENERATE.key, signatures.generate_inputs([self.prompt], **sampling)
+        return signatures.RESUME.key, signatures.resume_inputs(self._state, self._produced, **sampling)
+
+    async def _call(self, size: int) -> dict:
+        key, inputs = self._inputs(size)
+        outputs = await run_signature(self.model, key, inputs, self.request, self.settings)
+        if self._state is None:
+            self.num_unknown = int(outputs["num_unknown"][0])
+            self.prompt_tokens = int(outputs["num_prompt_tokens"][0])
+        self._state = outputs["state"]
+        return outputs
+
+    async def first_call(self) -> None:
+        """Make the first model call now (a route calls this before its response starts, so that an
+        overloaded model still answers a clean 503)."""
+        if self._state is None and self.max_tokens > 0:
+            self._first = await self._call(min(self.chunk_tokens, self.max_tokens))
+
+    async def pieces(self) -> AsyncIterator[Piece]:
+        """The generation, a piece per model call (the last one has the ``finish_reason``)."""
+        if self.max_tokens <= 0:
+            self.finish_reason = "length"
+            yield Piece("", Tokens(), "length")
+            return
+        whole, tokens, sent = "", Tokens(), 0
+        while True:
+            size = min(self.chunk_tokens, self.max_tokens - self._produced)
+            outputs, self._first = (
+                (self._first, None) if self._first is not None else (await self._call(size), None)
+            )
+            made = int(outputs["num_tokens"][0])
+            chunk = outputs["text"][0].decode("utf-8", "replace")
+            tokens.extend(Tokens.of_row(outputs, made, whole + chunk, len(whole)))
+            whole += chunk
+            self._produced += made
+            self.logprob += float(outputs["logprob"][0])
+            kept, stopped = cut_at_stop(whole, self.stop)
+            done = stopped or made == 0 or self._produced >= self.max_tokens
+            end = len(kept) if done else len(whole) - held_back(whole, self.stop)
+            piece = Piece(whole[sent:end], tokens.between(sent, end))
+            self.text = whole[:end]
+            self.num_tokens += len(piece.tokens.tokens)
+            sent = end
+            if done:
+                self.finish_reason = piece.finish_reason = "stop" if stopped else "length"
+                yield piece
+                return
+            yield piece
+
+    async def run(self) -> Piece:
+        """The whole generation as one piece."""
+        text, tokens, finish = "", Tokens(), None
+        async for piece in self.pieces():
+            text += piece.text
+            tokens.extend(piece.tokens)
+            finish = piece.finish_reason
+        return Piece(text, tokens, finish)
+
+
+def score_inputs(text: str) -> dict:
+    """One row of the language models' ``score`` inputs (``signatures.SCORE``)."""
+    return signatures.score_inputs([text])
+
+
+def score_body(outputs: dict, level: str | None) -> dict:
+    """The ScoreResponse fields from one row of the ``score`` signature's outputs: the numbers of
+    ``signatures.score_summary`` and each token with its surprisal."""
+    summary = signatures.score_summary(outputs, level)
+    count = summary["num_tokens"]
+    return {
+        **summary,
+        "tokens": [t.decode("utf-8", "replace") for t in outputs["tokens"][0][:count]],
+        "token_surprisal": [float(v) for v in outputs["token_surprisal"][0][:count]],
+    }
