@@ -1,12 +1,12 @@
 """Dynamic batching: concurrent requests to one model signature become one model call.
 
-``Batcher.submit(inputs)`` queues one request (a dict of arrays with a leading batch
-dimension, 1 for the text routes); a worker takes up to ``max_batch_size`` queued requests, waiting at
-most ``max_wait`` for more after the first, concatenates them, runs the model call in
-a thread (at most ``concurrency`` at once, off the event loop) and hands each request
-its own rows of the outputs. More than ``max_queue`` waiting requests raise ``OverloadedError`` at once
-instead of queueing without bound; a request whose client went away is dropped
-before it reaches the model.
+``Batcher.submit(inputs)`` queues one request (a dict of arrays with a leading batch dimension, 1
+for the text routes); a worker takes up to ``max_batch_size`` queued requests (at once when the
+model is idle; while a call runs, waiting at most ``max_wait`` for more), concatenates them, runs the
+model call in a thread (at most ``concurrency`` at once, off the event loop) and hands each request
+its own rows of the outputs. More than ``max_queue`` waiting requests raise ``OverloadedError`` at
+once instead of queueing without bound; a request whose client went away is dropped before it
+reaches the model.
 """
 
 from __future__ import annotations
@@ -67,14 +67,21 @@ class Batcher:
             self.waiting -= 1
 
     async def _take_batch(self) -> list:
+        """The next batch: what is queued, at once when the model is idle (nothing to wait for: a
+        lone request, or a stream's next piece, pays no wait); while a call runs, up to ``max_wait``
+        more for requests to merge with."""
         batch = [await self.queue.get()]
-        deadline = time.monotonic() + self.max_wait
+        wait = self.max_wait if self.concurrency.locked() else 0.0
+        deadline = time.monotonic() + wait
         while len(batch) < self.max_batch_size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 and self.queue.empty():
-                break
+            if remaining <= 0:
+                if self.queue.empty():
+                    break
+                batch.append(self.queue.get_nowait())
+                continue
             try:
-                batch.append(await asyncio.wait_for(self.queue.get(), max(remaining, 0)))
+                batch.append(await asyncio.wait_for(self.queue.get(), remaining))
             except TimeoutError:
                 break
         return [(inputs, future) for inputs, future in batch if not future.done()]  # done = cancelled

@@ -46,13 +46,16 @@ async def run_signature(
     """The signature's outputs for one request's rows, through the model's batcher: 503 with
     Retry-After on overload; gives up (and frees the queue slot) when the client disconnects."""
     task = asyncio.ensure_future(model.batchers[signature].submit(inputs))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=0.25)
-        if done:
-            break
-        if await request.is_disconnected():
-            task.cancel()  # the batcher drops cancelled requests
-            raise ApiError(499, "client closed the request", "client_closed")
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                break
+            if await request.is_disconnected():
+                raise ApiError(499, "client closed the request", "client_closed")
+    except BaseException:  # a disconnection, or this call was cancelled (a stop made it needless)
+        task.cancel()  # the batcher drops cancelled requests
+        raise
     try:
         return task.result()
     except OverloadedError as error:
@@ -116,16 +119,19 @@ class Tokens:
     offsets: list[int] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def of_row(cls, outputs: dict, count: int, text: str, start: int = 0, logprobs=None) -> Tokens:
+    def of_row(
+        cls, outputs: dict, count: int, text: str, start: int = 0, logprobs=None, alternatives: bool = True
+    ) -> Tokens:
         """The first ``count`` tokens of row 0 of a ``serving_default``/``resume``/``score`` output
         (``logprobs``: the log-probabilities to use instead of ``token_logprobs``), placed in ``text``
-        from ``start`` on."""
+        from ``start`` on; ``alternatives`` False leaves ``top`` empty lists (nobody asked for them)."""
         tokens = _texts(outputs["tokens"][0][:count])
         values = outputs["token_logprobs"][0][:count] if logprobs is None else logprobs
-        top = [
-            list(zip(_texts(names), (float(v) for v in values_)))
-            for names, values_ in zip(outputs["top_tokens"][0][:count], outputs["top_logprobs"][0][:count])
-        ]
+        if alternatives:
+            rows = zip(outputs["top_tokens"][0][:count], outputs["top_logprobs"][0][:count])
+            top = [list(zip(_texts(names), (float(v) for v in row))) for names, row in rows]
+        else:
+            top = [[] for _ in tokens]
         return cls(tokens, [float(v) for v in values], top, token_offsets(text, tokens, start))
 
     def extend(self, other: Tokens) -> None:
@@ -134,10 +140,11 @@ class Tokens:
         self.top += other.top
         self.offsets += other.offsets
 
-    def between(self, start: int, end: int) -> Tokens:
-        """The tokens that begin in [start, end)."""
-        keep = [i for i, o in enumerate(self.offsets) if start <= o < end]
-        return Tokens(*([values[i] for i in keep] for values in dataclasses.astuple(self)))
+    def split_at(self, end: int) -> tuple[Tokens, Tokens]:
+        """(the tokens that begin before ``end``, the rest); offsets never decrease."""
+        cut = next((i for i, o in enumerate(self.offsets) if o >= end), len(self.offsets))
+        fields = (self.tokens, self.logprobs, self.top, self.offsets)
+        return Tokens(*(f[:cut] for f in fields)), Tokens(*(f[cut:] for f in fields))
 
 
 def score_tokens(outputs: dict, text: str) -> Tokens:
@@ -185,9 +192,14 @@ class Generation:
         seed: the generation's seed.
         stop: stop sequences (the text ends before the first).
         chunk_tokens: the most tokens per model call (None: all in one call).
+        alternatives: keep each token's likeliest alternatives (completions' ``logprobs``).
 
     After the last piece: ``text``, ``num_tokens`` (the tokens kept), ``logprob`` (of every token
     made), ``num_unknown`` and ``prompt_tokens`` (of the prompt) and ``finish_reason``.
+
+    The next model call starts as soon as a call returns its state, before this call's text is
+    read, checked for stop sequences and sent, so that work overlaps the model's (a call a stop
+    sequence makes needless is cancelled).
     """
 
     def __init__(
@@ -201,40 +213,42 @@ class Generation:
         seed: int,
         stop: list[str],
         chunk_tokens: int | None = None,
+        alternatives: bool = False,
     ):
         self.model, self.request, self.settings = model, request, settings
         self.prompt, self.sampling, self.max_tokens, self.seed = prompt, sampling, max_tokens, seed
         self.stop = [s for s in stop if s]
         self.chunk_tokens = chunk_tokens or max(max_tokens, 1)
+        self.alternatives = alternatives
         self.text, self.num_tokens, self.logprob = "", 0, 0.0
         self.num_unknown = self.prompt_tokens = 0
         self.finish_reason: str | None = None
-        self._state, self._produced = None, 0
-        self._first: dict | None = None  # the first call's outputs, when made ahead (``first_call``)
+        self._next: asyncio.Future | None = None  # the next model call, started ahead
 
-    def _inputs(self, size: int) -> tuple[str, dict]:
+    async def _call(self, state, position: int) -> dict:
+        """One model call: ``serving_default`` on the prompt (``state`` None), else ``resume``."""
         s = self.sampling
+        size = min(self.chunk_tokens, self.max_tokens - position)
         sampling = dict(
             max_new_tokens=size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=self.seed
         )
-        if self._state is None:
-            return signatures.GENERATE.key, signatures.generate_inputs([self.prompt], **sampling)
-        return signatures.RESUME.key, signatures.resume_inputs(self._state, self._produced, **sampling)
-
-    async def _call(self, size: int) -> dict:
-        key, inputs = self._inputs(size)
+        if state is None:
+            key, inputs = signatures.GENERATE.key, signatures.generate_inputs([self.prompt], **sampling)
+        else:
+            key, inputs = signatures.RESUME.key, signatures.resume_inputs(state, position, **sampling)
         outputs = await run_signature(self.model, key, inputs, self.request, self.settings)
-        if self._state is None:
+        if state is None:
             self.num_unknown = int(outputs["num_unknown"][0])
             self.prompt_tokens = int(outputs["num_prompt_tokens"][0])
-        self._state = outputs["state"]
         return outputs
 
     async def first_call(self) -> None:
         """Make the first model call now (a route calls this before its response starts, so that an
         overloaded model still answers a clean 503)."""
-        if self._state is None and self.max_tokens > 0:
-            self._first = await self._call(min(self.chunk_tokens, self.max_tokens))
+        if self._next is None and self.max_tokens > 0:
+            outputs = await self._call(None, 0)
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.set_result(outputs)
 
     async def pieces(self) -> AsyncIterator[Piece]:
         """The generation, a piece per model call (the last one has the ``finish_reason``)."""
@@ -242,30 +256,37 @@ class Generation:
             self.finish_reason = "length"
             yield Piece("", Tokens(), "length")
             return
-        whole, tokens, sent = "", Tokens(), 0
-        while True:
-            size = min(self.chunk_tokens, self.max_tokens - self._produced)
-            outputs, self._first = (
-                (self._first, None) if self._first is not None else (await self._call(size), None)
-            )
-            made = int(outputs["num_tokens"][0])
-            chunk = outputs["text"][0].decode("utf-8", "replace")
-            tokens.extend(Tokens.of_row(outputs, made, whole + chunk, len(whole)))
-            whole += chunk
-            self._produced += made
-            self.logprob += float(outputs["logprob"][0])
-            kept, stopped = cut_at_stop(whole, self.stop)
-            done = stopped or made == 0 or self._produced >= self.max_tokens
-            end = len(kept) if done else len(whole) - held_back(whole, self.stop)
-            piece = Piece(whole[sent:end], tokens.between(sent, end))
-            self.text = whole[:end]
-            self.num_tokens += len(piece.tokens.tokens)
-            sent = end
-            if done:
-                self.finish_reason = piece.finish_reason = "stop" if stopped else "length"
+        whole, pending, sent, produced = "", Tokens(), 0, 0  # pending: the tokens not handed out yet
+        self._next = self._next or asyncio.ensure_future(self._call(None, 0))
+        try:
+            while True:
+                outputs = await self._next
+                made = int(outputs["num_tokens"][0])
+                produced += made
+                more = made > 0 and produced < self.max_tokens
+                self._next = asyncio.ensure_future(self._call(outputs["state"], produced)) if more else None
+                chunk = outputs["text"][0].decode("utf-8", "replace")
+                whole += chunk
+                pending.extend(self._tokens(outputs, made, whole, len(whole) - len(chunk)))
+                self.logprob += float(outputs["logprob"][0])
+                kept, stopped = cut_at_stop(whole, self.stop)
+                done = stopped or not more
+                end = len(kept) if done else len(whole) - held_back(whole, self.stop)
+                handed, pending = pending.split_at(end)
+                piece = Piece(whole[sent:end], handed)
+                self.text, sent = whole[:end], end
+                self.num_tokens += len(handed.tokens)
+                if done:
+                    self.finish_reason = piece.finish_reason = "stop" if stopped else "length"
+                    yield piece
+                    return
                 yield piece
-                return
-            yield piece
+        finally:
+            if self._next is not None and not self._next.done():
+                self._next.cancel()  # a stop came, or the client went away
+
+    def _tokens(self, outputs: dict, made: int, text: str, start: int) -> Tokens:
+        return Tokens.of_row(outputs, made, text, start, alternatives=self.alternatives)
 
     async def run(self) -> Piece:
         """The whole generation as one piece."""

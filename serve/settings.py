@@ -27,14 +27,18 @@ class Settings(BaseSettings):
     tf_serving: str | None = Field(None, description="HOST:PORT of TF Serving's gRPC API (else in-process)")
     batching: bool = Field(True, description="group concurrent requests into one model call")
     max_batch_size: int = Field(16, ge=1, le=1024)
-    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000)
+    max_batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="while the model is busy, how long a batch waits for more requests"
+    )
     max_queue: int = Field(64, ge=1, description="requests waiting per model; more get 503")
     model_concurrency: int = Field(1, ge=1, le=64, description="model calls running at once per model")
     max_body_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
     max_new_tokens: int = Field(1000, ge=1, le=4096, description="largest max_new_tokens a request may ask")
     max_text_chars: int = Field(20_000, ge=1, description="longest prompt or scored text, in characters")
     poll_seconds: float = Field(2.0, gt=0, description="how often the model base is checked for new versions")
-    stream_chunk_tokens: int = Field(16, ge=1, le=256, description="tokens per server-sent event")
+    stream_chunk_tokens: int = Field(
+        64, ge=1, le=256, description="tokens per streamed piece (one model call continuing from the state)"
+    )
     retry_after_seconds: int = Field(1, ge=1)
     api_keys: SecretStr | None = Field(
         None, description="bearer keys for the model routes: 'k1,k2' or '@FILE' (one per line); unset: open"

@@ -79,7 +79,16 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
         chunk_tokens = settings.stream_chunk_tokens if body.stream else None
         generations = [
             Generation(
-                model, request, settings, prompts[p], sampling, body.max_tokens, seed, stop, chunk_tokens
+                model,
+                request,
+                settings,
+                prompts[p],
+                sampling,
+                body.max_tokens,
+                seed,
+                stop,
+                chunk_tokens,
+                alternatives=bool(body.logprobs),
             )
             for p in range(len(prompts))
             for seed in range(base_seed + p * body.n, base_seed + (p + 1) * body.n)
