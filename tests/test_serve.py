@@ -34,7 +34,9 @@ def wait_healthy(client, timeout=120):
 
 @pytest.fixture(scope="module")
 def client(model_base):
-    with TestClient(create_app(Settings(model_base=model_base, poll_seconds=0.5))) as test_client:
+    # Pieces of 16 tokens, so that the tests' short generations stream in several model calls.
+    settings = Settings(model_base=model_base, poll_seconds=0.5, stream_chunk_tokens=16)
+    with TestClient(create_app(settings)) as test_client:
         wait_healthy(test_client)
         yield test_client
 
@@ -370,7 +372,7 @@ def test_version_swap_under_load_fails_no_request(model_base, tmp_path):
 
 @pytest.fixture(scope="module")
 def live_server(model_base):
-    server = LocalServer(model_base)
+    server = LocalServer(model_base, stream_chunk_tokens=16)
     yield server
     server.stop()
 
