@@ -355,27 +355,41 @@ class KernelChoiceMixin:
 
     def _implementation(self, sequences, training, masked: bool, keras_eligible: bool = False) -> str:
         """The implementation of this call: forced by ``jit_compile``, else ``kernel_choice.choose``
-        among the fused loops and, when ``keras_eligible``, Keras's path."""
+        among the fused loops and, when ``keras_eligible``, Keras's path.
+
+        An inference call (``training`` False or None) never opens an XLA function of its own: it
+        runs the graph loop (or Keras's path), whatever ``jit_compile`` says or a measurement chose.
+        Such a call is what ``model.export()`` and converters trace, and an XLA-compiled function
+        inside a SavedModel neither converts (tf2onnx, TFLite) nor serves on a machine without XLA;
+        a caller compiled with XLA (Keras's ``predict`` with ``jit_compile``) still compiles the
+        graph loop with itself. Before this rule, whether a user's export converted depended on
+        whether this process had measured (and cached) "xla" for the layer's shapes."""
+        training = training is not False and training is not None
         if self._forced_implementation:
-            self.kernel_implementation = self._forced_implementation
+            implementation = self._forced_implementation
         elif isinstance(self.jit_compile, bool):
-            self.kernel_implementation = "xla" if self.jit_compile else "graph"
+            implementation = "xla" if self.jit_compile else "graph"
+        elif not training and not keras_eligible:
+            implementation = "graph"  # the only inference candidate: nothing to measure
         else:
             batch, steps, features = sequences.shape
-            training = training is not False and training is not None
             key = self._kernel_key(batch, sequences.dtype, training, masked)
 
             def make_runner(implementation):
                 return self._kernel_runner(implementation, batch, steps, features, sequences.dtype, training)
 
-            self.kernel_implementation = choose(
+            candidates = IMPLEMENTATIONS if keras_eligible else FUSED
+            implementation = choose(
                 key,
                 make_runner,
                 can_measure=can_run_eagerly(),
-                candidates=IMPLEMENTATIONS if keras_eligible else FUSED,
+                candidates=candidates if training else tuple(c for c in candidates if c != "xla"),
                 device=weights_device(self),
             )
-        return self.kernel_implementation
+        if implementation == "xla" and not training and self._forced_implementation is None:
+            implementation = "graph"
+        self.kernel_implementation = implementation
+        return implementation
 
     def _use_xla(self, sequences, training, masked: bool) -> bool:
         """Whether the fused kernel runs XLA-compiled (for layers without a Keras path)."""

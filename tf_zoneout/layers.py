@@ -287,6 +287,7 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
             rec_mask=rec_mask,
             all_states=all_states,
             jit_compile=implementation == "xla",
+            inference=training is False or training is None,
         )
         sequences_out = outputs if all_states else (outputs,)
         outputs = sequences_out[0]

@@ -70,6 +70,10 @@ def forward(xw, u, gamma_h, gamma_c, beta_c, h0, c0, keeps, population, save=Fal
     # Per-step tensors go through TensorArrays: slicing a captured tensor inside the
     # loop measured 2.1x slower (2-core CPUs, H=256).
     readers = [KeepReader(k, steps, s) for k, s in zip(keeps, (h0, c0))]
+    if not training:
+        population = [
+            tf.TensorArray(dtype, size=steps, element_shape=p.shape[1:]).unstack(p) for p in population
+        ]
 
     def standardized(values, t, which):
         """(values - mean) / std with this batch's statistics (training) or the population's
@@ -77,7 +81,7 @@ def forward(xw, u, gamma_h, gamma_c, beta_c, h0, c0, keeps, population, save=Fal
         if training:
             mean, variance = tf.nn.moments(values, axes=[0])
         else:
-            mean, variance = population[2 * which][t], population[2 * which + 1][t]
+            mean, variance = population[2 * which].read(t), population[2 * which + 1].read(t)
         rstd = tf.math.rsqrt(variance + EPSILON)
         return (values - mean) * rstd, mean, variance, rstd
 
@@ -90,20 +94,23 @@ def forward(xw, u, gamma_h, gamma_c, beta_c, h0, c0, keeps, population, save=Fal
         act = tf.tanh(c_hat * gamma_c + beta_c)
         c_next = mix(readers[1].read(t), c, c_new)
         h_next = mix(readers[0].read(t), h, o * act)
-        stats = tuple(ta.write(t, v) for ta, v in zip(stats, (mean_h, var_h, mean_c, var_c)))
-        values = (tf.concat([i, f, g, o], -1), rec_hat, rstd_h, c_hat, rstd_c, act, c_next)
-        saved = tuple(ta.write(t, v) for ta, v in zip(saved, values))
+        if training:  # the batch's statistics, for the population's moving averages
+            stats = tuple(ta.write(t, v) for ta, v in zip(stats, (mean_h, var_h, mean_c, var_c)))
+        if saved:  # only what a backward pass reads (an inference graph holds none of it)
+            values = (tf.concat([i, f, g, o], -1), rec_hat, rstd_h, c_hat, rstd_c, act, c_next)
+            saved = tuple(ta.write(t, v) for ta, v in zip(saved, values))
         return t + 1, h_next, c_next, outputs.write(t, h_next), stats, saved
 
-    stats = tuple(tf.TensorArray(dtype, size=steps) for _ in range(4))
+    stats = tuple(tf.TensorArray(dtype, size=steps) for _ in range(4 if training else 0))
     saved = tuple(tf.TensorArray(dtype, size=steps) for _ in range(7 if save else 0))
     _, h, c, outputs, stats, saved = tf.while_loop(
         lambda t, *_: t < steps,
         body,
-        (tf.constant(0), h0, c0, tf.TensorArray(dtype, size=steps), stats, saved),
+        (tf.constant(0), h0, c0, tf.TensorArray(dtype, size=steps, element_shape=h0.shape), stats, saved),
         maximum_iterations=steps,  # XLA's gradient of the loop needs its trip count bounded
     )
-    return outputs.stack(), h, c, tuple(ta.stack() for ta in stats), tuple(ta.stack() for ta in saved)
+    stats = tuple(ta.stack() for ta in stats) if training else tuple(p.stack() for p in population)
+    return outputs.stack(), h, c, stats, tuple(ta.stack() for ta in saved)
 
 
 def batch_norm_backward(d_out, x_hat, rstd):
@@ -214,14 +221,14 @@ def recurrence(args, keeps, population, jit_compile: bool):
         args: (xw, u, gamma_h, gamma_c, beta_c, h0, c0), as ``forward`` takes them.
         keeps: (keep_h, keep_c), as ``forward`` takes them; no gradient.
         population: None (training) or the population statistics, as ``forward`` takes them.
-        jit_compile: compile both loops with XLA.
+        jit_compile: compile both loops with XLA (training; inference runs inline).
 
     Returns ``(h_seq, h_T, c_T, stats)``. Training (no population) uses the hand-written
     ``backward``; the statistics receive no gradient (they only feed the moving averages).
     """
     compiled_forward, compiled_backward = _compiled(jit_compile)
-    if population is not None:
-        return compiled_forward(*args, keeps, population)[:4]
+    if population is not None:  # inference: inline in the caller's graph (exports, converters)
+        return forward(*args, keeps, population)[:4]
 
     @tf.custom_gradient
     def differentiable(*args):

@@ -177,7 +177,8 @@ def forward(step, xw, u, b_rec, state0, keeps, update=None, rec_mask=None, save=
     xw_ta = _unstack(xw, num_steps)
     readers = [KeepReader(k, num_steps, s) for k, s in zip(keeps, state0)]
     update_reader = KeepReader(update, num_steps, state0[0])
-    state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps) for s in state0)
+    # Element shapes given: converters (TFLite) need them to lower the tensor lists.
+    state_tas = tuple(tf.TensorArray(s.dtype, size=num_steps, element_shape=s.shape) for s in state0)
     saved_tas = tuple(tf.TensorArray(xw.dtype, size=num_steps) for _ in range(step.num_saved)) if save else ()
 
     def body(t, state, state_tas, saved_tas):
@@ -341,6 +342,7 @@ def run(
     all_states=False,
     hand_gradient=True,
     jit_compile=True,
+    inference=False,
 ):
     """Zoneout recurrence, differentiable w.r.t. ``xw``, ``u``, ``b_rec`` and ``state0``.
 
@@ -356,6 +358,9 @@ def run(
         all_states: return every state's sequence, not only the output's.
         hand_gradient: use the hand-written BPTT (else TensorFlow's autodiff).
         jit_compile: compile the hand-gradient loops with XLA.
+        inference: no gradient is needed (an inference call): the loop runs inline in the caller's
+            graph, saving nothing for a backward pass, with no function call and no custom gradient
+            around it (what exports and converters see; autodiff still works through it).
 
     Returns:
         ``(outputs [T, B, H], final_states tuple of [B, H])``; outputs are the
@@ -365,6 +370,9 @@ def run(
     step = canonical_step(step)
     state0 = tuple(state0)
     keeps = tuple(keeps)
+    if inference:
+        state_seqs, _ = forward(step, xw, u, b_rec, state0, keeps, update, rec_mask, save=False)
+        return (state_seqs if all_states else state_seqs[0]), tuple(s[-1] for s in state_seqs)
     if not (hand_gradient and step.has_backward):
         state_seqs = _autodiff(step, xw, u, b_rec, state0, keeps, update, rec_mask)
         finals = tuple(s[-1] for s in state_seqs)
