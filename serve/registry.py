@@ -58,6 +58,9 @@ class LoadedModel:
             "signatures": sorted(self.backend.signatures),
             "signature_inputs": self.signature_inputs,
             "metrics": metadata.get("metrics", {}),
+            "step": {k: v for k, v in metadata["step"].items() if k != "vocabulary_file"}
+            if "step" in metadata
+            else None,
         }
 
 

@@ -153,6 +153,20 @@ class TensorSpec(BaseModel):
     )
 
 
+class StateSlice(BaseModel):
+    layer: int
+    state: Literal["h", "c"]
+    offset: int
+    size: int
+
+
+class StepInfo(BaseModel):
+    state_size: int = Field(..., description="S: the state vector's size (zeros: a new text)")
+    vocab_size: int = Field(..., description="V: the log-probabilities' size")
+    start_id: int = Field(..., description="the token a text is read after (feed it first)")
+    state_layout: list[StateSlice] = Field(..., description="where each layer's states lie in the vector")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: int
@@ -172,6 +186,10 @@ class ModelInfo(BaseModel):
         default_factory=dict, description="each signature's inputs, for POST /v1/models/{name}/predict"
     )
     metrics: dict
+    step: StepInfo | None = Field(
+        None,
+        description="a language model's token-level `step` signature: what a client carrying the state needs",
+    )
 
 
 class PredictRequest(StrictBody):

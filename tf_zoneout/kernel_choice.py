@@ -30,6 +30,10 @@ built with ``False``, always hold the portable loop and never a cuDNN kernel), o
 ``TF_ZONEOUT_KERNEL=xla|graph|keras`` in the environment for every layer left at "auto" ("keras"
 applies where a call is eligible; elsewhere the choice is made as if it were unset).
 
+Inference calls (``training`` False or None) are not chosen for: they run the graph loop inline,
+whatever ``jit_compile`` or a measurement says, so that what ``model.export()`` and the converters
+trace never holds an XLA function (a caller compiled with XLA compiles the loop with itself).
+
 The measurement runs on the device the layer's weights live on, and the cache is keyed by that
 device's kind: the CPU model and ISA, or the GPU model, compute capability, driver and the CUDA and
 cuDNN versions TensorFlow was built with (``device_description``).

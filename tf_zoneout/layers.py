@@ -389,8 +389,11 @@ class ZoneoutLSTM(FastRecurrentMixin, keras.layers.LSTM):
         jit_compile: "auto" (default): time the XLA-compiled and the graph-mode loop on
             this machine once per configuration, batch size and dtype, and keep the faster
             (cached; see ``tf_zoneout.kernel_choice``; ``$TF_ZONEOUT_KERNEL=xla|graph``
-            forces one). True: always XLA. False: always graph mode (exports that must
-            run without XLA). The same outputs and gradients either way.
+            forces one). True: always XLA. False: always graph mode. It governs training
+            calls: an inference call runs the graph loop inline whatever it says (compiled by
+            XLA only within a caller that is), so ``model.export()`` gives a SavedModel that
+            serves without XLA and converts to TFLite and ONNX. The same outputs and gradients
+            either way.
         output_gate_zoneout: the paper's variant (sec. 3.2) in which the input-gate dropout
             factor d_t also zones out the output gate, o'_t = d_t o_t + (1 - d_t) o'_{t-1}, so a
             unit whose update was dropped keeps the gate it had (needs ``input_gate_dropout``).
