@@ -71,7 +71,7 @@ def generate(signature, prompts, seeds, max_new_tokens=30, temperature=1.0, top_
 
 def check_language_model_export(trainer, run_dir, text):
     exported = tf.saved_model.load(str(run_dir / "export"))
-    assert set(exported.signatures) == {"serving_default", "score"}
+    assert set(exported.signatures) == {"serving_default", "score", "resume", "step"}
     assert_no_xla(run_dir / "export")
     # The exported score equals the in-memory model's loss on the same text.
     scored = exported.signatures["score"](text=tf.constant([text, text[:5]]))
