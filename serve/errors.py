@@ -128,10 +128,34 @@ def install_error_handlers(app: FastAPI, count_error) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
         count_error(f"http_{error.status_code}")
-        if is_openai_path(request.url.path):
+        path = request.url.path
+        if error.status_code == 404 and path.startswith(
+            "/v1/"
+        ):  # no route: OpenAI's clients read their envelope
+            return JSONResponse(
+                openai_error_body(404, unknown_route_message(path), None, "unknown_route"), 404
+            )
+        if is_openai_path(path):
             body = openai_error_body(error.status_code, str(error.detail))
             return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
         return error_response(error.status_code, str(error.detail), getattr(error, "headers", None))
+
+
+CHAT_COMPLETIONS = "/v1/chat/completions"
+
+
+def unknown_route_message(path: str) -> str:
+    """What a path under /v1 that no route serves answers (as vLLM answers chat requests for a model
+    without a chat template)."""
+    if path.rstrip("/") == CHAT_COMPLETIONS:
+        return (
+            "chat completions are not served: these are completion models with no chat template; "
+            "send the text to continue to POST /v1/completions"
+        )
+    return (
+        f"no route {path}: this server offers POST /v1/completions, GET /v1/models and "
+        "/v1/models/{name}/generate, generate_stream, score and predict"
+    )
 
 
 def jsonable(value):

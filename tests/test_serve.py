@@ -171,7 +171,7 @@ def test_seq2seq_model_answers_generate(client, model_base):
         (f"/v1/models/{LM}/score", {"text": ""}, 422, "text"),
         (f"/v1/models/{LM}/score", {}, 422, "text"),
         ("/v1/models/missing/generate", {"prompt": "a"}, 404, "no model named 'missing'"),
-        ("/v1/models/..%2F..%2Fetc/score", {"text": "a"}, 404, ""),  # a path is never a model name
+        ("/v1/models/..%2F..%2Fetc/score", {"text": "a"}, 404, "no route"),  # a path is never a model name
         (f"/v1/models/{SEQ2SEQ}/score", {"text": "1+1"}, 404, "no score operation (it offers generate"),
         (f"/v1/models/{CLASSIFIER}/generate", {"prompt": "1"}, 404, f"POST /v1/models/{CLASSIFIER}/predict"),
         (f"/v1/models/{CLASSIFIER}/generate_stream", {}, 404, "is an image classifier: it has no"),
@@ -186,7 +186,8 @@ def test_seq2seq_model_answers_generate(client, model_base):
 def test_bad_input_gets_its_status_and_a_message(client, path, body, status, message):
     response = client.post(path, json=body)
     assert response.status_code == status, response.text
-    assert message in response.json()["detail"]
+    answer = response.json()  # a path no route serves answers in OpenAI's envelope under /v1/
+    assert message in (answer["detail"] if "detail" in answer else answer["error"]["message"])
 
 
 def test_oversized_body_gets_413_with_or_without_content_length(client):
@@ -530,7 +531,6 @@ def test_a_plain_savedmodel_is_served_through_predict_only(users_model_base):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({"inputs": {"pixels": [[0.0] * 784]}, "signature_name": "score"}, "has no signature 'score'"),
         ({"inputs": {"image": [[0.0] * 784]}}, "takes inputs ['pixels']"),
         ({"inputs": {"pixels": [[True] * 784]}}, "float32; got bool"),
         ({"inputs": {"pixels": [["0"] * 784]}}, "float32; got str"),
@@ -546,6 +546,14 @@ def test_predict_inputs_that_do_not_fit_get_400_saying_why(client, body, message
     assert message in answer.json()["detail"]
 
 
+def test_predict_with_a_signature_the_model_lacks_is_404_naming_its_signatures(client):
+    """What a model does not offer is 404 (the service's rule), as for an operation it lacks."""
+    body = {"inputs": {"pixels": [[0.0] * 784]}, "signature_name": "score"}
+    answer = client.post(f"/v1/models/{CLASSIFIER}/predict", json=body)
+    assert answer.status_code == 404, answer.text
+    assert "has no signature 'score' (it has serving_default)" in answer.json()["detail"]
+
+
 # -- the OpenAI-compatible API, through the official openai SDK -------------------------------------
 
 
@@ -553,6 +561,16 @@ def test_predict_inputs_that_do_not_fit_get_400_saying_why(client, body, message
 def openai_client(live_server):
     openai = pytest.importorskip("openai")
     return openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def test_chat_clients_and_unknown_v1_routes_get_openais_envelope_with_the_way_out(openai_client, live_server):
+    import openai
+
+    with pytest.raises(openai.NotFoundError) as raised:
+        openai_client.chat.completions.create(model=LM, messages=[{"role": "user", "content": "hi"}])
+    assert "completion models" in raised.value.message and "/v1/completions" in raised.value.message
+    other = httpx.post(f"{live_server.url}/v1/embeddings", json={"model": LM, "input": "a"})
+    assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
 
 
 def test_the_openai_sdk_lists_the_models(openai_client, live_server):

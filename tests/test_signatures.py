@@ -103,3 +103,21 @@ def test_an_export_whose_outputs_differ_from_the_declaration_is_refused():
     wrong.signatures = {"classify": wrong.classify}
     with pytest.raises(export.ExportError, match="has the signatures"):
         export._check_declared(wrong)
+
+
+def test_loading_an_export_warns_of_nothing(smoke_run):
+    """Serving needs no gradients: an export's functions hold no custom gradient (inference runs the
+    layers' loops inline), so loading one logs no "unsaved custom gradients" warning (``zoneout serve``
+    printed one per function at every start)."""
+    import subprocess
+    import sys
+
+    folders = [
+        str(smoke_run(task, with_trainer=False)[1] / "export") for task in ("char_ptb", "seq2seq", "pmnist")
+    ]
+    code = "import sys, tensorflow as tf\nfor folder in sys.argv[1:]: tf.saved_model.load(folder)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code, *folders], capture_output=True, text=True, timeout=300
+    )
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert "custom gradient" not in loaded.stderr

@@ -25,11 +25,12 @@ async def predict(model: PredictingModel, body: PredictRequest, request: Request
     """Run one signature on a batch, as TF Serving's REST ``predict`` (columnar ``inputs``): every
     model, including SavedModels without tf-zoneout metadata (a user's own ``model.export()``).
     ``GET /v1/models/{name}`` lists each signature's inputs with their dtypes and shapes; inputs
-    that do not fit them (names, types, shapes, batch sizes) get 400 saying which and why."""
+    that do not fit them (names, types, shapes, batch sizes) get 400 saying which and why; a
+    ``signature_name`` the model does not have gets 404 naming those it has."""
     specs = model.signature_inputs.get(body.signature_name)
     if specs is None:
         raise ApiError(
-            400,
+            404,
             f"signature_name: model {model.name} has no signature {body.signature_name!r} "
             f"(it has {', '.join(sorted(model.signature_inputs))})",
             "unknown_signature",
