@@ -49,6 +49,30 @@ def render_all(results_dir: Path) -> str:
     return "\n\n".join(render(p) for p in sorted(payloads, key=order))
 
 
+def fill_section(doc: Path, name: str, body: str, heading: str) -> None:
+    """Put ``body`` between ``doc``'s ``<!-- name:start -->`` and ``<!-- name:end -->`` marks, or, where
+    the page has none yet, append them with ``body`` under ``heading`` (a "## ..." title and any
+    introduction). A missing page is left alone.
+
+    Args:
+        doc: the page (docs/BENCHMARKS.md).
+        name: the section's mark name (the benchmark's module name).
+        body: the section's Markdown.
+        heading: what comes before a new section.
+    """
+    if not doc.exists():
+        return
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = doc.read_text()
+    block = f"{start}\n{body}\n{end}"
+    if start in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + f"\n\n{heading}\n\n{block}\n"
+    doc.write_text(text)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import fill_section
 from tf_zoneout_serve.local_server import LocalServer
 
-START, END = "<!-- serve_soak:start -->", "<!-- serve_soak:end -->"
 MARKS = (3_000, 15_000, 60_000)  # requests at which the RSS is reported
 PROMPTS = ("the company ", "in the third quarter ", "mr. ", "shares of ", "", "the bank said its ")
 TEXT = "the company said its profit rose in the third quarter as sales of new products grew "
@@ -272,19 +272,6 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(result: dict, doc: Path) -> None:
-    if not doc.exists():
-        return
-    text = doc.read_text()
-    block = f"{START}\n{render(result)}\n{END}"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Serving memory under load\n\n" + block + "\n"
-    doc.write_text(text)
-
-
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -337,7 +324,7 @@ def main(argv=None) -> int:
         "plot": str(png.relative_to(args.doc.parent)) if png.is_relative_to(args.doc.parent) else str(png),
     }
     args.out.write_text(json.dumps(result, indent=1))
-    write_doc(result, args.doc)
+    fill_section(args.doc, "serve_soak", render(result), "## Serving memory under load")
     print(render(result))
     return 0
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.report import fill_section
 from tf_zoneout_serve.local_server import LocalServer
 
-START, END = "<!-- serve_speed:start -->", "<!-- serve_speed:end -->"
 PROMPT = "the company said "
 SCORE_TEXT = ("the company said its profit rose in the third quarter as sales of new products grew " * 13)[
     :1000
@@ -119,18 +119,6 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(result: dict, doc: Path) -> None:
-    text = doc.read_text()
-    block = f"{START}\n{render(result)}\n{END}"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        intro = "Loopback HTTP against `zoneout serve` (`python -m bench.serve_speed`)."
-        text += f"\n## Serving\n\n{intro}\n\n{block}\n"
-    doc.write_text(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-base", type=Path, default=Path("models"))
@@ -164,7 +152,8 @@ def main(argv=None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    write_doc(result, args.doc)
+    intro = "Loopback HTTP against `zoneout serve` (`python -m bench.serve_speed`)."
+    fill_section(args.doc, "serve_speed", render(result), f"## Serving\n\n{intro}")
     print(render(result))
     return 0
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.report import fill_section
 from bench.serve_soak import cpu_name
 
-START, END = "<!-- stream_speed:start -->", "<!-- stream_speed:end -->"
 PROMPT = "the company said "
 MODEL = "lm"
 
@@ -170,18 +170,6 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_doc(result: dict, doc: Path) -> None:
-    text = doc.read_text()
-    block = f"{START}\n{render(result)}\n{END}"
-    if START in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        intro = "Streaming and the token-level step (`python -m bench.stream_speed`)."
-        text += f"\n## Streaming and the token-level step\n\n{intro}\n\n{block}\n"
-    doc.write_text(text)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=1000)
@@ -203,7 +191,8 @@ def main(argv=None) -> int:
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    write_doc(result, args.doc)
+    heading = "## Streaming and the token-level step"
+    fill_section(args.doc, "stream_speed", render(result), heading)
     print(render(result))
     return 0
 
