@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tf_zoneout_serve.errors import ApiError
+from tf_zoneout_serve.errors import unknown_model
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.registry import LoadedModel, ModelRegistry
@@ -34,8 +34,7 @@ def get_model(name: str, registry: RegistryDep) -> LoadedModel:
     """The loaded model named in the path (its newest version); 404 otherwise."""
     model = registry.get(name)
     if model is None:
-        known = ", ".join(sorted(registry.models)) or "none loaded yet"
-        raise ApiError(404, f"no model named {name!r} (models: {known})", "unknown_model")
+        raise unknown_model(name, registry.models)
     return model
 
 

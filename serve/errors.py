@@ -83,6 +83,12 @@ STATUS_DESCRIPTIONS = {
 }
 
 
+def unknown_model(name: str, loaded) -> ApiError:
+    """The 404 for a model name that is not loaded, listing the ``loaded`` names."""
+    known = ", ".join(sorted(loaded)) or "none loaded yet"
+    return ApiError(404, f"no model named {name!r} (models: {known})", "unknown_model", param="model")
+
+
 def responses(*statuses: int, openai: bool = False) -> dict:
     """OpenAPI ``responses`` for a route that can answer ``statuses`` (besides its 2xx); ``openai``:
     the bodies are OpenAI's error envelope."""
@@ -120,6 +126,10 @@ def install_error_handlers(app: FastAPI, count_error) -> None:
         problems = [f"{field}: {e['msg']}" for field, e in zip(fields, error.errors())]
         message = "; ".join(problems) or "invalid request"
         if is_openai_path(request.url.path):  # OpenAI answers a malformed request with 400
+            name = error.body.get("model") if isinstance(error.body, dict) else None
+            models = request.app.state.registry.models
+            if isinstance(name, str) and name not in models:  # an unknown model is 404 whatever the rest
+                return await api_error(request, unknown_model(name, models))
             body = openai_error_body(400, message, fields[0] if fields else None, "invalid_request")
             return JSONResponse(body, status_code=400)
         body = {"detail": message, "errors": jsonable(error.errors())}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_CHARS = 64
@@ -260,6 +260,10 @@ def completion_limits(max_text_chars: int, max_new_tokens: int) -> dict:
     }
 
 
+class StreamOptions(StrictBody):
+    include_usage: bool = Field(False, description="a last event with the usage (and no choices)")
+
+
 class _CompletionFields(StrictBody):
     """POST /v1/completions: OpenAI's fields as vLLM takes them, less the limit-dependent ones."""
 
@@ -277,7 +281,7 @@ class _CompletionFields(StrictBody):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=-1, le=100_000, description="extension (vLLM's): 0 or -1 is off")
     seed: int | None = Field(
-        None, ge=0, le=MAX_SEED, description="choice i of prompt p is sampled with seed + p * n + i"
+        None, ge=0, le=MAX_SEED, description="choice i of every prompt is sampled with seed + i (as vLLM)"
     )
     stop: StopSequences | None = Field(None, description="cut each completion before the first of these")
     n: int = Field(1, ge=1, le=MAX_CHOICES, description="completions per prompt")
@@ -285,6 +289,29 @@ class _CompletionFields(StrictBody):
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="alternatives per token")
     echo: bool = Field(False, description="prepend the prompt (and its logprobs) to each completion")
     user: str | None = Field(None, max_length=256, description="accepted and ignored")
+    # OpenAI's fields that vLLM accepts, at the only values served here (the schema says so, and a
+    # client's other value is 400 naming the field, with ``_only_served_values``' message).
+    frequency_penalty: float = Field(0.0, ge=0.0, le=0.0, description="only 0 is served")
+    presence_penalty: float = Field(0.0, ge=0.0, le=0.0, description="only 0 is served")
+    best_of: int | None = Field(None, ge=1, le=1, description="only 1 (or unset) is served")
+    logit_bias: dict[str, float] | None = Field(None, max_length=0, description="only empty is served")
+    suffix: str | None = Field(None, max_length=0, description="no meaning for these models: only empty")
+    stream_options: StreamOptions | None = Field(None, description="with stream: include_usage")
+
+    @field_validator(
+        "frequency_penalty", "presence_penalty", "best_of", "logit_bias", "suffix", mode="before"
+    )
+    @classmethod
+    def _only_served_values(cls, value, info):
+        """A clear message for a value of these fields that this server does not serve."""
+        served = {"best_of": (None, 1), "logit_bias": (None, {}), "suffix": (None, "")}
+        if isinstance(value, bool) or value in served.get(info.field_name, (0,)):
+            return value  # booleans fail the strict type check that follows
+        if info.field_name == "suffix":
+            raise ValueError(
+                "suffix has no meaning for these models (they continue text; they do not insert)"
+            )
+        raise ValueError(f"{info.field_name} {value!r} is not supported by this server (only the default)")
 
 
 CompletionRequest = create_model(

@@ -573,6 +573,56 @@ def test_chat_clients_and_unknown_v1_routes_get_openais_envelope_with_the_way_ou
     assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
 
 
+def test_openais_other_fields_are_accepted_at_their_defaults_and_refused_otherwise(openai_client):
+    """vLLM accepts every field of OpenAI's request; clients send them at their defaults (LangChain
+    sends both penalties, always). A value this server does not serve is 400 naming the field, and an
+    unknown model is 404 whatever else the body holds."""
+    import openai
+
+    defaults = dict(frequency_penalty=0, presence_penalty=0, best_of=1, logit_bias={}, suffix="", user="u")
+    plain = openai_client.completions.create(model=LM, prompt="the ", max_tokens=8, seed=3)
+    same = openai_client.completions.create(model=LM, prompt="the ", max_tokens=8, seed=3, **defaults)
+    assert same.choices[0].text == plain.choices[0].text
+    for field, value in [("frequency_penalty", 0.5), ("presence_penalty", -1.0), ("best_of", 3),
+                         ("logit_bias", {"3": 5.0}), ("suffix", "end")]:  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as raised:
+            openai_client.completions.create(model=LM, prompt="the ", max_tokens=4, **{field: value})
+        assert raised.value.body["param"] == field
+    with pytest.raises(openai.NotFoundError):
+        openai_client.completions.create(model="nope", prompt="a", max_tokens=4, frequency_penalty=0.5)
+    events = list(
+        openai_client.completions.create(
+            model=LM, prompt="the ", max_tokens=8, seed=3, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert "".join(e.choices[0].text for e in events if e.choices) == plain.choices[0].text
+    assert events[-1].choices == [] and events[-1].usage.completion_tokens == 8
+
+
+def test_langchain_drives_the_service(live_server):
+    """LangChain's own OpenAI classes (langchain-openai), as users call them: invoke, stream, batch and
+    ainvoke give the service's completions; ChatOpenAI gets the service's way out."""
+    import asyncio
+
+    langchain_openai = pytest.importorskip("langchain_openai")
+    import openai
+
+    llm = langchain_openai.OpenAI(
+        base_url=f"{live_server.url}/v1", api_key="unused", model=LM, max_tokens=12, seed=3, temperature=1.0
+    )
+    direct = openai.OpenAI(base_url=f"{live_server.url}/v1", api_key="unused").completions.create(
+        model=LM, prompt="the ", max_tokens=12, seed=3, temperature=1.0
+    )
+    text = direct.choices[0].text
+    assert llm.invoke("the ") == text
+    assert "".join(llm.stream("the ")) == text
+    assert llm.batch(["the ", "the "]) == [text, text]
+    assert asyncio.run(llm.ainvoke("the ")) == text
+    chat = langchain_openai.ChatOpenAI(base_url=f"{live_server.url}/v1", api_key="unused", model=LM)
+    with pytest.raises(openai.NotFoundError, match="/v1/completions"):
+        chat.invoke("hello")
+
+
 def test_the_openai_sdk_lists_the_models(openai_client, live_server):
     assert {LM, WORD_LM} <= {m.id for m in openai_client.models.list()}
     listed = httpx.get(f"{live_server.url}/v1/models").json()

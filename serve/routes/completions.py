@@ -30,7 +30,7 @@ from tf_zoneout_serve.engine import (
     score_inputs,
     score_tokens,
 )
-from tf_zoneout_serve.errors import ApiError, responses
+from tf_zoneout_serve.errors import ApiError, responses, unknown_model
 from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.schemas import CompletionResponse, completion_request_model
 
@@ -38,10 +38,7 @@ from tf_zoneout_serve.schemas import CompletionResponse, completion_request_mode
 def _model_for(registry, body):
     model = registry.get(body.model)
     if model is None:
-        known = ", ".join(sorted(registry.models)) or "none loaded yet"
-        raise ApiError(
-            404, f"no model named {body.model!r} (models: {known})", "model_not_found", param="model"
-        )
+        raise unknown_model(body.model, registry.models)
     require(model.name, model.kind, Operation.COMPLETIONS, param="model")
     return model
 
@@ -68,9 +65,9 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
     ):
         """Continue each prompt ``n`` times. ``echo`` prepends the prompt; ``max_tokens`` 0 generates
         nothing (an empty completion), and with ``echo`` and ``logprobs`` scores the prompt (the same
-        log-probabilities as ``/score``). Choice i of prompt p is sampled with seed + p * n + i, streamed
-        or not (a stream gives the same text); log-probabilities are the model's, in nats. A model that
-        is not a language model answers 404."""
+        log-probabilities as ``/score``). Choice i of every prompt is sampled with seed + i (as vLLM:
+        each prompt a request of its own), streamed or not (a stream gives the same text);
+        log-probabilities are the model's, in nats. A model that is not a language model answers 404."""
         model = _model_for(registry, body)
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -91,7 +88,7 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
                 alternatives=bool(body.logprobs),
             )
             for p in range(len(prompts))
-            for seed in range(base_seed + p * body.n, base_seed + (p + 1) * body.n)
+            for seed in range(base_seed, base_seed + body.n)
         ]
         scored = None
         if body.echo or not body.max_tokens:  # the prompts' tokens (echo) or their count (usage)
@@ -104,7 +101,7 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
         echoes = [(p, score_tokens(s, p)) for p, s in zip(prompts, scored)] if body.echo else None
         if body.stream:
             await generations[0].first_call()  # before the response starts: overload is still a clean 503
-            events = stream_events(generations, body, echoes, envelope_of(model), metrics)
+            events = stream_events(generations, body, echoes, envelope_of(model), metrics, scored)
             return StreamingResponse(
                 events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
@@ -116,18 +113,24 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
             choices.append(completions.choice(index, piece, body.logprobs, echo, start))
         completion_tokens = sum(g.num_tokens for g in generations)
         metrics.tokens_generated.labels(model.name).inc(completion_tokens)
-        if scored is not None:
-            prompt_tokens = sum(int(s["num_tokens"][0]) for s in scored) * body.n
-        else:
-            prompt_tokens = sum(g.prompt_tokens for g in generations)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-        return {
-            **envelope_of(model),
-            "choices": choices,
-            "usage": {**usage, "total_tokens": prompt_tokens + completion_tokens},
-        }
+        return {**envelope_of(model), "choices": choices, "usage": usage_of(generations, scored, body.n)}
 
     return router
+
+
+def usage_of(generations: list[Generation], scored, n: int) -> dict:
+    """OpenAI's usage: prompt tokens (from ``score`` where the prompts were scored, else from the
+    generations' first calls) and the completions' tokens."""
+    completion_tokens = sum(g.num_tokens for g in generations)
+    if scored is not None:
+        prompt_tokens = sum(int(s["num_tokens"][0]) for s in scored) * n
+    else:
+        prompt_tokens = sum(g.prompt_tokens for g in generations)
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def envelope_of(model) -> dict:
@@ -141,12 +144,13 @@ def envelope_of(model) -> dict:
 
 
 async def stream_events(
-    generations: list[Generation], body, echoes, envelope: dict, metrics
+    generations: list[Generation], body, echoes, envelope: dict, metrics, scored
 ) -> AsyncIterator[str]:
     """Server-sent events of every choice, choice after choice, a piece per model call (each
     continuing from the RNN state the last one left), then ``data: [DONE]``. With ``echo`` a choice's
-    first event is its prompt (with its log-probabilities). A failure ends the stream with an event in
-    OpenAI's error envelope."""
+    first event is its prompt (with its log-probabilities); with ``stream_options.include_usage`` a last
+    event carries the usage and no choice. A failure ends the stream with an event in OpenAI's error
+    envelope."""
 
     def event(choice: dict) -> str:
         return f"data: {json.dumps({**envelope, 'choices': [choice]})}\n\n"
@@ -166,4 +170,7 @@ async def stream_events(
         return
     finally:
         metrics.tokens_generated.labels(envelope["model"]).inc(sum(g.num_tokens for g in generations))
+    if body.stream_options is not None and body.stream_options.include_usage:
+        usage = usage_of(generations, scored, body.n)
+        yield f"data: {json.dumps({**envelope, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
