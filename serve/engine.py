@@ -267,7 +267,8 @@ class Generation:
                 self._next = asyncio.ensure_future(self._call(outputs["state"], produced)) if more else None
                 chunk = outputs["text"][0].decode("utf-8", "replace")
                 whole += chunk
-                pending.extend(self._tokens(outputs, made, whole, len(whole) - len(chunk)))
+                start = len(whole) - len(chunk)
+                pending.extend(Tokens.of_row(outputs, made, whole, start, alternatives=self.alternatives))
                 self.logprob += float(outputs["logprob"][0])
                 kept, stopped = cut_at_stop(whole, self.stop)
                 done = stopped or not more
@@ -285,9 +286,6 @@ class Generation:
             if self._next is not None and not self._next.done():
                 self._next.cancel()  # a stop came, or the client went away
 
-    def _tokens(self, outputs: dict, made: int, text: str, start: int) -> Tokens:
-        return Tokens.of_row(outputs, made, text, start, alternatives=self.alternatives)
-
     async def run(self) -> Piece:
         """The whole generation as one piece."""
         text, tokens, finish = "", Tokens(), None
@@ -296,11 +294,6 @@ class Generation:
             tokens.extend(piece.tokens)
             finish = piece.finish_reason
         return Piece(text, tokens, finish)
-
-
-def score_inputs(text: str) -> dict:
-    """One row of the language models' ``score`` inputs (``signatures.SCORE``)."""
-    return signatures.score_inputs([text])
 
 
 def score_body(outputs: dict, level: str | None) -> dict:

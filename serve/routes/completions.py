@@ -27,7 +27,6 @@ from tf_zoneout_serve.engine import (
     Tokens,
     new_seed,
     run_signature,
-    score_inputs,
     score_tokens,
 )
 from tf_zoneout_serve.errors import ApiError, responses, unknown_model
@@ -94,7 +93,9 @@ def build_router(max_text_chars: int, max_new_tokens: int) -> APIRouter:
         if body.echo or not body.max_tokens:  # the prompts' tokens (echo) or their count (usage)
             scored = await asyncio.gather(
                 *(
-                    run_signature(model, signatures.SCORE.key, score_inputs(p), request, settings)
+                    run_signature(
+                        model, signatures.SCORE.key, signatures.score_inputs([p]), request, settings
+                    )
                     for p in prompts
                 )
             )

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 
 from tf_zoneout import signatures
 from tf_zoneout_serve.dependencies import SettingsDep, model_offering
-from tf_zoneout_serve.engine import run_signature, score_body, score_inputs
+from tf_zoneout_serve.engine import run_signature, score_body
 from tf_zoneout_serve.errors import responses
 from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.schemas import RequestModels, ScoreResponse
@@ -28,7 +28,7 @@ def build_router(models: RequestModels) -> APIRouter:
 
         A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
         word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
-        inputs = score_inputs(body.text)
+        inputs = signatures.score_inputs([body.text])
         outputs = await run_signature(model, signatures.SCORE.key, inputs, request, settings)
         return {
             "model": model.name,
