@@ -63,21 +63,13 @@ def in_graph_vs_python_loop(model_dir: Path, tokens: int = 100, repeats: int = 5
     """Seconds for 100 tokens: one ``serving_default`` call vs one call per token from Python."""
     import tensorflow as tf
 
+    from tf_zoneout.signatures import generate_inputs
+
     generate = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
 
     def call(prompt, n, seed):
-        return (
-            generate(
-                prompt=tf.constant([prompt]),
-                max_new_tokens=tf.constant([n]),
-                temperature=tf.constant([1.0]),
-                top_k=tf.constant([0]),
-                top_p=tf.constant([1.0]),
-                seed=tf.constant([seed], tf.int64),
-            )["text"]
-            .numpy()[0]
-            .decode()
-        )
+        inputs = generate_inputs([prompt], max_new_tokens=n, temperature=1.0, seed=seed)
+        return generate(**{k: tf.constant(v) for k, v in inputs.items()})["text"].numpy()[0].decode()
 
     call(PROMPT, tokens, 0)
     call(PROMPT, 1, 0)

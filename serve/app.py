@@ -5,7 +5,8 @@
 Endpoints: GET /health, GET /v1/models, GET /v1/models/{name}, POST /v1/models/{name}/generate,
 POST /v1/models/{name}/generate_stream (server-sent events), POST /v1/models/{name}/score,
 POST /v1/models/{name}/predict (any signature, tensors as JSON), POST /v1/completions (OpenAI's
-completions API), GET /metrics (Prometheus),
+completions API), POST /tokenize, POST /detokenize and GET /tokenizer_info (vLLM's), the same under
+/models/{name}/ with /models/{name}/v1/completions, GET /metrics (Prometheus),
 GET / (the playground). Routes live in ``serve.routes``, errors in ``serve.errors``, what routes
 need in ``serve.dependencies``.
 """
@@ -24,7 +25,7 @@ from tf_zoneout_serve.errors import install_error_handlers, responses
 from tf_zoneout_serve.limits import RequestGuard
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.registry import ModelRegistry
-from tf_zoneout_serve.routes import completions, generate, meta, models, predict, score
+from tf_zoneout_serve.routes import completions, generate, meta, models, predict, score, tokenizer
 from tf_zoneout_serve.schemas import request_models
 from tf_zoneout_serve.settings import Settings
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         score.build_router(limits),
         predict.router,
         completions.build_router(settings.max_text_chars, settings.max_new_tokens),
+        tokenizer.build_router(settings.max_text_chars),
     )
     # With keys, the model routes (and /metrics if asked) check them, and the OpenAPI document says so.
     keyed = [Depends(require_api_key)] if app.state.api_keys.enabled else []

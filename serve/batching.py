@@ -2,7 +2,9 @@
 
 ``Batcher.submit(inputs)`` queues one request (a dict of arrays with a leading batch dimension, 1
 for the text routes); a worker takes up to ``max_batch_size`` queued requests (at once when the
-model is idle; while a call runs, waiting at most ``max_wait`` for more), concatenates them, runs the
+model is idle; while a call runs, waiting at most ``max_wait`` for more), concatenates them (rows of
+different widths, e.g. token ids, padded with zeros to the widest: every such input has a length or
+zero-means-none input beside it), runs the
 model call in a thread (at most ``concurrency`` at once, off the event loop) and hands each request
 its own rows of the outputs. More than ``max_queue`` waiting requests raise ``OverloadedError`` at
 once instead of queueing without bound; a request whose client went away is dropped before it
@@ -17,6 +19,18 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
+
+def stacked(arrays: list[np.ndarray]) -> np.ndarray:
+    """The arrays' rows in one array, each padded with zeros (b"" for strings) past its own width to
+    the widest in every dimension after the first."""
+    widest = np.max([a.shape for a in arrays], axis=0)
+    padded = [
+        np.pad(a, [(0, 0)] + [(0, w - n) for w, n in zip(widest[1:], a.shape[1:])],
+               constant_values=b"" if a.dtype == object else 0)
+        for a in arrays
+    ]  # fmt: skip
+    return np.concatenate(padded)
 
 
 class OverloadedError(RuntimeError):
@@ -99,7 +113,7 @@ class Batcher:
 
     async def _execute(self, batch: list) -> None:
         try:
-            inputs = {k: np.concatenate([item[k] for item, _ in batch]) for k in batch[0][0]}
+            inputs = {k: stacked([item[k] for item, _ in batch]) for k in batch[0][0]}
             started = time.perf_counter()
             try:
                 outputs = await asyncio.to_thread(self.call, inputs)

@@ -21,6 +21,9 @@ def logprob_fields(parts: list[tuple[Tokens, int]], logprobs: int) -> dict:
         fields["text_offset"] += [start + o for o in run.offsets]
         if logprobs:
             for alternatives in run.top:
+                if alternatives is None:  # a prompt's first token id: nothing precedes it
+                    fields["top_logprobs"].append(None)
+                    continue
                 found: dict[str, float] = {}
                 for token, value in alternatives[:logprobs]:
                     found.setdefault(token, value)

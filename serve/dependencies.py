@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tf_zoneout_serve.errors import unknown_model
+from tf_zoneout.model_base import ModelKind
+from tf_zoneout_serve.errors import ApiError, unknown_model
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.operations import Operation, require
 from tf_zoneout_serve.registry import LoadedModel, ModelRegistry
@@ -50,3 +51,39 @@ def model_offering(operation: Operation):
         return model
 
     return Annotated[LoadedModel, Depends(get)]
+
+
+def named_model(
+    registry: ModelRegistry, operation: Operation, named: str | None, path_name: str | None = None
+) -> LoadedModel:
+    """The model an OpenAI- or vLLM-style request means: the one in its path (``/models/{name}/...``),
+    else the one its ``model`` field names, else the only language model served.
+
+    Raises:
+        ApiError: 404 for an unknown name or a model without ``operation``; 400 when the path and the
+            body name different models, or several language models are served and none is named.
+    """
+    if path_name is not None and named is not None and named != path_name:
+        raise ApiError(
+            400,
+            f"this path serves model {path_name!r}; the body names {named!r}",
+            "model_mismatch",
+            param="model",
+        )
+    name = path_name or named
+    if name is None:
+        served = sorted(m.name for m in registry.models.values() if m.kind == ModelKind.LANGUAGE_MODEL)
+        if len(served) != 1:
+            raise ApiError(
+                400 if served else 404,
+                f"{len(served)} language models are served ({', '.join(served) or 'none loaded yet'}): name "
+                "one in `model`, or use its own base path /models/NAME/ (e.g. /models/NAME/tokenize)",
+                "model_required",
+                param="model",
+            )
+        name = served[0]
+    model = registry.get(name)
+    if model is None:
+        raise unknown_model(name, registry.models)
+    require(model.name, model.kind, operation, param="model")
+    return model

@@ -2,9 +2,10 @@
 (streamed or not), whichever backend runs the model (no HTTP here).
 
 A ``Generation`` continues one prompt by up to ``max_tokens`` tokens from one seed, in model calls of
-at most ``chunk_tokens`` tokens. The first call runs ``serving_default`` on the prompt; each later one
-runs ``resume`` from the state the previous call returned, so no prefix is read twice and a chunk
-costs what the first one costs. The rules:
+at most ``chunk_tokens`` tokens. The first call runs ``serving_default`` on a text prompt (a prompt of
+token ids was read by ``read``: its first call is ``resume`` from that state); each later one runs
+``resume`` from the state and token counts the previous call returned, so no prefix is read twice
+and a chunk costs what the first one costs. The rules:
 
 - **One seed rule**: draw t of a generation is keyed by (seed, t) whatever the chunking (``resume``
   numbers its draws from ``position``): a streamed generation makes exactly the tokens of the same
@@ -114,25 +115,33 @@ class Tokens:
     """
 
     tokens: list[str] = dataclasses.field(default_factory=list)
-    logprobs: list[float] = dataclasses.field(default_factory=list)
-    top: list[list[tuple[str, float]]] = dataclasses.field(default_factory=list)
+    logprobs: list[float | None] = dataclasses.field(default_factory=list)
+    top: list[list[tuple[str, float]] | None] = dataclasses.field(default_factory=list)
     offsets: list[int] = dataclasses.field(default_factory=list)
 
     @classmethod
     def of_row(
         cls, outputs: dict, count: int, text: str, start: int = 0, logprobs=None, alternatives: bool = True
     ) -> Tokens:
-        """The first ``count`` tokens of row 0 of a ``serving_default``/``resume``/``score`` output
-        (``logprobs``: the log-probabilities to use instead of ``token_logprobs``), placed in ``text``
-        from ``start`` on; ``alternatives`` False leaves ``top`` empty lists (nobody asked for them)."""
+        """The first ``count`` tokens of row 0 of a ``serving_default``/``resume``/``score``/``read``
+        output (``logprobs``: the log-probabilities to use instead of ``token_logprobs``), placed in
+        ``text`` from ``start`` on; ``alternatives`` False leaves ``top`` empty lists (nobody asked
+        for them)."""
         tokens = _texts(outputs["tokens"][0][:count])
-        values = outputs["token_logprobs"][0][:count] if logprobs is None else logprobs
+        values = [float(v) for v in (outputs["token_logprobs"][0][:count] if logprobs is None else logprobs)]
         if alternatives:
             rows = zip(outputs["top_tokens"][0][:count], outputs["top_logprobs"][0][:count])
             top = [list(zip(_texts(names), (float(v) for v in row))) for names, row in rows]
         else:
             top = [[] for _ in tokens]
-        return cls(tokens, [float(v) for v in values], top, token_offsets(text, tokens, start))
+        return cls(tokens, values, top, token_offsets(text, tokens, start))
+
+    def without_first_value(self) -> Tokens:
+        """These tokens with no log-probability or alternatives for the first (a prompt of token ids:
+        nothing precedes its first token, as OpenAI's echo reports it)."""
+        head = slice(0, 1)
+        return Tokens(self.tokens, [None] * len(self.logprobs[head]) + self.logprobs[1:],
+                      [None] * len(self.top[head]) + self.top[1:], self.offsets)  # fmt: skip
 
     def extend(self, other: Tokens) -> None:
         self.tokens += other.tokens
@@ -172,11 +181,52 @@ class Piece:
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    """How tokens are drawn: temperature (<= 0: greedy), top_k (0: off), top_p (1: off)."""
+    """How tokens are drawn: temperature (<= 0: greedy), top_k (0: off), top_p (1: off), OpenAI's
+    frequency and presence penalties (0: off), and a bias added to the logits by token id ([V], or
+    None)."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: np.ndarray | None = None
+
+    def inputs(self, max_new_tokens: int, seed: int) -> dict:
+        """The sampling arguments of ``signatures.generate_inputs`` and ``resume_inputs``."""
+        return dict(max_new_tokens=max_new_tokens, seed=seed, **dataclasses.asdict(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """What a generation continues: a ``text`` (``serving_default`` reads it after the start token), or
+    token ids that ``read`` has read: their ``state`` ([1, S]) and count."""
+
+    text: str = ""
+    state: np.ndarray | None = None
+    num_tokens: int = 0
+
+
+async def read_ids(model: LoadedModel, ids: list[int], request: Request, settings: Settings) -> dict:
+    """``read``'s outputs (row 0) for one prompt of token ids: 400 naming an id outside the vocabulary."""
+    vocab_size = int(model.metadata["vocab_size"])
+    outside = [i for i in ids if i >= vocab_size]
+    if outside:
+        raise ApiError(
+            400,
+            f"token id {outside[0]} is outside model {model.name}'s vocabulary (ids 0 to {vocab_size - 1}; "
+            "POST /tokenize gives a text's ids)",
+            "invalid_token_id",
+            param="prompt",
+        )
+    return await run_signature(model, signatures.READ.key, signatures.read_inputs([ids]), request, settings)
+
+
+def read_tokens(outputs: dict, count: int) -> tuple[str, Tokens]:
+    """A ``read`` row of ``count`` token ids as an echoed prompt: its text and tokens (the first
+    without a value)."""
+    text = outputs["text"][0].decode("utf-8", "replace")
+    return text, Tokens.of_row(outputs, count, text).without_first_value()
 
 
 class Generation:
@@ -186,16 +236,16 @@ class Generation:
         model: a language model.
         request: the HTTP request (its disconnection cancels the model calls).
         settings: the service's settings.
-        prompt: the text to continue.
-        sampling: temperature, top-k and top-p.
+        prompt: the text, or the state after the token ids, to continue.
+        sampling: how tokens are drawn.
         max_tokens: the most tokens to make.
         seed: the generation's seed.
         stop: stop sequences (the text ends before the first).
         chunk_tokens: the most tokens per model call (None: all in one call).
         alternatives: keep each token's likeliest alternatives (completions' ``logprobs``).
 
-    After the last piece: ``text``, ``num_tokens`` (the tokens kept), ``logprob`` (of every token
-    made), ``num_unknown`` and ``prompt_tokens`` (of the prompt) and ``finish_reason``.
+    After the last piece: ``text``, ``num_tokens`` (the tokens kept), ``logprob`` and ``made`` (of
+    every token made), ``num_unknown`` and ``prompt_tokens`` (of the prompt) and ``finish_reason``.
 
     The next model call starts as soon as a call returns its state, before this call's text is
     read, checked for stop sequences and sent, so that work overlaps the model's (a call a stop
@@ -207,7 +257,7 @@ class Generation:
         model: LoadedModel,
         request: Request,
         settings: Settings,
-        prompt: str,
+        prompt: Prompt,
         sampling: Sampling,
         max_tokens: int,
         seed: int,
@@ -220,24 +270,24 @@ class Generation:
         self.stop = [s for s in stop if s]
         self.chunk_tokens = chunk_tokens or max(max_tokens, 1)
         self.alternatives = alternatives
-        self.text, self.num_tokens, self.logprob = "", 0, 0.0
-        self.num_unknown = self.prompt_tokens = 0
+        self.text, self.num_tokens, self.logprob, self.made = "", 0, 0.0, 0
+        self.num_unknown, self.prompt_tokens = 0, prompt.num_tokens
         self.finish_reason: str | None = None
         self._next: asyncio.Future | None = None  # the next model call, started ahead
 
-    async def _call(self, state, position: int) -> dict:
-        """One model call: ``serving_default`` on the prompt (``state`` None), else ``resume``."""
-        s = self.sampling
-        size = min(self.chunk_tokens, self.max_tokens - position)
-        sampling = dict(
-            max_new_tokens=size, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=self.seed
-        )
-        if state is None:
-            key, inputs = signatures.GENERATE.key, signatures.generate_inputs([self.prompt], **sampling)
+    async def _call(self, last: dict | None, position: int) -> dict:
+        """One model call: ``serving_default`` on a text prompt (``last`` None), else ``resume`` from
+        the last call's state and counts (or the read prompt's state)."""
+        sampling = self.sampling.inputs(min(self.chunk_tokens, self.max_tokens - position), self.seed)
+        if last is None and self.prompt.state is None:
+            key, inputs = signatures.GENERATE.key, signatures.generate_inputs([self.prompt.text], **sampling)
         else:
-            key, inputs = signatures.RESUME.key, signatures.resume_inputs(state, position, **sampling)
+            state, counts = (
+                (self.prompt.state, None) if last is None else (last["state"], last["token_counts"])
+            )
+            key, inputs = signatures.RESUME.key, signatures.resume_inputs(state, position, counts, **sampling)
         outputs = await run_signature(self.model, key, inputs, self.request, self.settings)
-        if state is None:
+        if key == signatures.GENERATE.key:
             self.num_unknown = int(outputs["num_unknown"][0])
             self.prompt_tokens = int(outputs["num_prompt_tokens"][0])
         return outputs
@@ -249,6 +299,11 @@ class Generation:
             outputs = await self._call(None, 0)
             self._next = asyncio.get_running_loop().create_future()
             self._next.set_result(outputs)
+
+    @property
+    def score(self) -> float:
+        """The log-probability per token made (``best_of`` keeps the highest)."""
+        return self.logprob / max(self.made, 1)
 
     async def pieces(self) -> AsyncIterator[Piece]:
         """The generation, a piece per model call (the last one has the ``finish_reason``)."""
@@ -263,8 +318,9 @@ class Generation:
                 outputs = await self._next
                 made = int(outputs["num_tokens"][0])
                 produced += made
+                self.made = produced
                 more = made > 0 and produced < self.max_tokens
-                self._next = asyncio.ensure_future(self._call(outputs["state"], produced)) if more else None
+                self._next = asyncio.ensure_future(self._call(outputs, produced)) if more else None
                 chunk = outputs["text"][0].decode("utf-8", "replace")
                 whole += chunk
                 start = len(whole) - len(chunk)

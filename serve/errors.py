@@ -3,6 +3,8 @@ errors into JSON bodies, and the OpenAPI description of each status."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,8 +30,9 @@ class OpenAIErrorBody(BaseModel):
     error: OpenAIError
 
 
-# Routes that answer in OpenAI's envelope instead of {"detail": ...}.
-OPENAI_PATHS = ("/v1/completions",)
+# Routes that answer in OpenAI's envelope instead of {"detail": ...}: completions and vLLM's tokenizer
+# routes, at the root and under a model's base path (/models/{name}/...).
+OPENAI_PATHS = re.compile(r"(/models/[^/]+)?(/v1/completions|/tokenize|/detokenize|/tokenizer_info)")
 OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -42,7 +45,7 @@ OPENAI_ERROR_TYPES = {
 
 
 def is_openai_path(path: str) -> bool:
-    return path in OPENAI_PATHS
+    return OPENAI_PATHS.fullmatch(path) is not None
 
 
 def openai_error_body(status: int, message: str, param: str | None = None, code: str | None = None) -> dict:
@@ -126,7 +129,9 @@ def install_error_handlers(app: FastAPI, count_error) -> None:
         problems = [f"{field}: {e['msg']}" for field, e in zip(fields, error.errors())]
         message = "; ".join(problems) or "invalid request"
         if is_openai_path(request.url.path):  # OpenAI answers a malformed request with 400
-            name = error.body.get("model") if isinstance(error.body, dict) else None
+            name = request.path_params.get("name")
+            if name is None and isinstance(error.body, dict):
+                name = error.body.get("model")
             models = request.app.state.registry.models
             if isinstance(name, str) and name not in models:  # an unknown model is 404 whatever the rest
                 return await api_error(request, unknown_model(name, models))
@@ -163,8 +168,9 @@ def unknown_route_message(path: str) -> str:
             "send the text to continue to POST /v1/completions"
         )
     return (
-        f"no route {path}: this server offers POST /v1/completions, GET /v1/models and "
-        "/v1/models/{name}/generate, generate_stream, score and predict"
+        f"no route {path}: this server offers POST /v1/completions, GET /v1/models, "
+        "/v1/models/{name}/generate, generate_stream, score and predict, POST /tokenize and /detokenize, "
+        "GET /tokenizer_info, and each language model's own base path /models/{name}/"
     )
 
 

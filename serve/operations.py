@@ -18,12 +18,15 @@ class Operation(enum.StrEnum):
     GENERATE_STREAM = "generate_stream"
     SCORE = "score"
     COMPLETIONS = "completions"
+    TOKENIZE = "tokenize"
     PREDICT = "predict"
 
     def route(self, model_name: str) -> str:
         """The request line of this operation for ``model_name``."""
         if self is Operation.COMPLETIONS:
             return f"POST /v1/completions (model {model_name!r})"
+        if self is Operation.TOKENIZE:
+            return f"POST /models/{model_name}/tokenize, detokenize; GET /models/{model_name}/tokenizer_info"
         return f"POST /v1/models/{model_name}/{self.value}"
 
 
@@ -33,6 +36,7 @@ OPERATIONS: dict[ModelKind, tuple[Operation, ...]] = {
         Operation.GENERATE_STREAM,
         Operation.SCORE,
         Operation.COMPLETIONS,
+        Operation.TOKENIZE,
         Operation.PREDICT,
     ),
     ModelKind.SEQ2SEQ: (Operation.GENERATE, Operation.GENERATE_STREAM, Operation.PREDICT),

@@ -10,12 +10,15 @@ from client input into a path.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tf_zoneout.export_graph import signature_inputs
 from tf_zoneout.model_base import METADATA_FILE, ModelKind, latest_versions, read_metadata
+from tf_zoneout.signatures import SIGNATURES
 from tf_zoneout_serve.backends import InProcessBackend, TFServingBackend
 from tf_zoneout_serve.batching import Batcher
 from tf_zoneout_serve.operations import OPERATIONS
@@ -39,6 +42,11 @@ class LoadedModel:
     # language_model, seq2seq, classifier (tf-zoneout exports), or saved_model: a SavedModel without
     # metadata.json (e.g. a user's ``model.export()``), served by its signatures alone.
     kind: ModelKind = ModelKind.SAVED_MODEL
+
+    @functools.cached_property
+    def vocabulary(self) -> dict:
+        """A language model's ``vocab.json`` (tokens, their text, start, eol and unknown ids)."""
+        return json.loads((self.path / self.metadata["step"]["vocabulary_file"]).read_text())
 
     @property
     def created(self) -> int:
@@ -64,6 +72,17 @@ class LoadedModel:
         }
 
 
+def _outdated(kind: ModelKind, inputs: dict) -> str:
+    """What a tf-zoneout export of ``kind`` lacks of the signatures this service calls ('' if none)."""
+    for signature in SIGNATURES.get(kind, ()):
+        missing = set(signature.input_names) - set(inputs.get(signature.key, ()))
+        if signature.key not in inputs or missing:
+            return f"signature {signature.key!r} " + (
+                f"lacks {sorted(missing)}" if signature.key in inputs else "is missing"
+            )
+    return ""
+
+
 class ModelRegistry:
     def __init__(self, settings: Settings, on_batch=None):
         self.settings = settings
@@ -85,6 +104,12 @@ class ModelRegistry:
                 "POST /v1/models/%s/predict only (signatures: %s)",
                 path, METADATA_FILE, name, ", ".join(sorted(inputs)),
             )  # fmt: skip
+        outdated = _outdated(kind, inputs)
+        if outdated:
+            raise ValueError(
+                f"it was exported by an older tf-zoneout ({outdated}); export it again: zoneout export "
+                "RUN_DIR --rebuild --model-base MODEL_BASE"
+            )
         if self.settings.tf_serving:
             backend = TFServingBackend(self.settings.tf_serving, name, version, sorted(inputs))
         else:

@@ -125,8 +125,10 @@ def request_models(max_text_chars: int, max_new_tokens: int) -> RequestModels:
 
 def largest_request_bytes(max_text_chars: int) -> int:
     """An upper bound of a schema-valid request body's size in compact JSON: at worst every character
-    is written as a 12-byte surrogate-pair escape. Settings check max_body_bytes against it."""
-    return 12 * (max_text_chars + MAX_STOP_SEQUENCES * MAX_STOP_CHARS) + 1024
+    is written as a 12-byte surrogate-pair escape (a token id, ``MAX_TOKEN_ID`` and its comma, takes
+    no more), plus the largest ``logit_bias``. Settings check max_body_bytes against it."""
+    bias_entry = 48  # a quoted id (12), a colon, a float at full length (24 at most), a comma
+    return 12 * (max_text_chars + MAX_STOP_SEQUENCES * MAX_STOP_CHARS) + MAX_LOGIT_BIAS * bias_entry + 1024
 
 
 class StreamChunk(BaseModel):
@@ -224,17 +226,25 @@ class ModelList(BaseModel):
 # -- OpenAI's completions API (as vLLM implements it) ---------------------------------------------
 
 MAX_PROMPTS = 16  # prompts in one completions request
-MAX_CHOICES = 8  # n
+MAX_CHOICES = 8  # n and best_of
 MAX_LOGPROBS = 5  # the alternatives the exported signatures carry per token
+MAX_LOGIT_BIAS = 300  # entries of logit_bias
+MAX_TOKEN_ID = 2**31 - 1  # an int32; the model's vocabulary decides which are valid
 
 
 def prompts_type(max_text_chars: int):
-    """A text of at most ``max_text_chars`` characters, or a list of 1 to ``MAX_PROMPTS`` texts that
-    share that limit (each at most ``max_text_chars // MAX_PROMPTS``), so that every schema-valid
-    request fits the body limit ``largest_request_bytes`` sets."""
+    """A text of at most ``max_text_chars`` characters or a list of at most that many token ids; or a
+    list of 1 to ``MAX_PROMPTS`` of either, which share that limit (each at most
+    ``max_text_chars // MAX_PROMPTS``), so that every schema-valid request fits the body limit
+    ``largest_request_bytes`` sets."""
+    share = max(1, max_text_chars // MAX_PROMPTS)
+    token = Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]
     text = Annotated[str, Field(max_length=max_text_chars)]
-    shared = Annotated[str, Field(max_length=max(1, max_text_chars // MAX_PROMPTS))]
-    return text | Annotated[list[shared], Field(min_length=1, max_length=MAX_PROMPTS)]
+    ids = Annotated[list[token], Field(min_length=1, max_length=max_text_chars)]
+    shared_text = Annotated[str, Field(max_length=share)]
+    shared_ids = Annotated[list[token], Field(min_length=1, max_length=share)]
+    several = Field(min_length=1, max_length=MAX_PROMPTS)
+    return text | ids | Annotated[list[shared_text], several] | Annotated[list[shared_ids], several]
 
 
 StopSequence = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
@@ -246,7 +256,11 @@ def completion_limits(max_text_chars: int, max_new_tokens: int) -> dict:
     return {
         "prompt": (
             prompts_type(max_text_chars),
-            Field("", description="a text, or 1 to 16 shorter texts (the list shares the text limit)"),
+            Field(
+                "",
+                description="a text or a list of token ids (GET /tokenizer_info), or 1 to 16 of either "
+                "(the list shares the limit); token ids are read as given, so the first has no logprob",
+            ),
         ),
         "max_tokens": (
             int,
@@ -289,29 +303,49 @@ class _CompletionFields(StrictBody):
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS, description="alternatives per token")
     echo: bool = Field(False, description="prepend the prompt (and its logprobs) to each completion")
     user: str | None = Field(None, max_length=256, description="accepted and ignored")
-    # OpenAI's fields that vLLM accepts, at the only values served here (the schema says so, and a
-    # client's other value is 400 naming the field, with ``_only_served_values``' message).
-    frequency_penalty: float = Field(0.0, ge=0.0, le=0.0, description="only 0 is served")
-    presence_penalty: float = Field(0.0, ge=0.0, le=0.0, description="only 0 is served")
-    best_of: int | None = Field(None, ge=1, le=1, description="only 1 (or unset) is served")
-    logit_bias: dict[str, float] | None = Field(None, max_length=0, description="only empty is served")
+    frequency_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="subtracted from a token's logit per time it was generated"
+    )
+    presence_penalty: float = Field(
+        0.0, ge=-2.0, le=2.0, description="subtracted from the logit of every token generated"
+    )
+    logit_bias: dict[str, Annotated[float, Field(ge=-100.0, le=100.0)]] | None = Field(
+        None,
+        max_length=MAX_LOGIT_BIAS,
+        description="token id (a decimal string) -> added to its logit before sampling",
+    )
+    best_of: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_CHOICES,
+        description="completions made per prompt (seeds seed + j); the n with the highest log-probability "
+        "per token are returned, best first (not with stream)",
+    )
     suffix: str | None = Field(None, max_length=0, description="no meaning for these models: only empty")
     stream_options: StreamOptions | None = Field(None, description="with stream: include_usage")
 
-    @field_validator(
-        "frequency_penalty", "presence_penalty", "best_of", "logit_bias", "suffix", mode="before"
-    )
+    @field_validator("suffix", mode="before")
     @classmethod
-    def _only_served_values(cls, value, info):
-        """A clear message for a value of these fields that this server does not serve."""
-        served = {"best_of": (None, 1), "logit_bias": (None, {}), "suffix": (None, "")}
-        if isinstance(value, bool) or value in served.get(info.field_name, (0,)):
-            return value  # booleans fail the strict type check that follows
-        if info.field_name == "suffix":
-            raise ValueError(
-                "suffix has no meaning for these models (they continue text; they do not insert)"
-            )
-        raise ValueError(f"{info.field_name} {value!r} is not supported by this server (only the default)")
+    def _no_suffix(cls, value):
+        if value in (None, ""):
+            return value
+        raise ValueError("suffix has no meaning for these models (they continue text; they do not insert)")
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids_as_keys(cls, value):
+        for key in value or {}:
+            if not key.isascii() or not key.isdigit() or int(key) > MAX_TOKEN_ID:
+                raise ValueError(f"logit_bias keys are token ids written as decimal strings; got {key!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _best_of_with_n(self):
+        if self.best_of is not None and self.best_of < self.n:
+            raise ValueError(f"best_of ({self.best_of}) must be at least n ({self.n})")
+        if self.best_of is not None and self.best_of > self.n and self.stream:
+            raise ValueError("best_of greater than n cannot be streamed (the best are known at the end)")
+        return self
 
 
 CompletionRequest = create_model(
@@ -329,10 +363,74 @@ def completion_request_model(max_text_chars: int, max_new_tokens: int) -> type:
     )
 
 
+# -- vLLM's tokenizer endpoints ------------------------------------------------------------------
+
+
+def tokenizer_limits(max_text_chars: int) -> dict:
+    """The fields of the tokenizer requests that depend on the server's limits (their one home)."""
+    token = Annotated[int, Field(ge=0, le=MAX_TOKEN_ID)]
+    return {
+        "prompt": (str, Field(..., max_length=max_text_chars, description="the text to tokenize")),
+        "tokens": (list[token], Field(..., max_length=max_text_chars, description="token ids")),
+    }
+
+
+class _TokenizerFields(StrictBody):
+    model: str | None = Field(
+        None, max_length=64, description="a language model's name; unset: the path's, or the only one served"
+    )
+
+
+class _TokenizeFields(_TokenizerFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prompt": "the company", "model": "char_lm"}]})
+    add_special_tokens: bool = Field(True, description="put the model's start token first (as a BOS)")
+    return_token_strs: bool = Field(False, description="also each token as text")
+
+
+class TokenizeResponse(BaseModel):
+    count: int
+    max_model_len: int = Field(..., description="the most token ids a prompt may hold here")
+    tokens: list[int]
+    token_strs: list[str] | None = None
+    num_unknown: int = Field(0, description="characters skipped (char models) or words made <unk>")
+
+
+class DetokenizeResponse(BaseModel):
+    prompt: str
+
+
+class TokenizerInfo(BaseModel):
+    """What a vLLM client (lm-evaluation-harness's remote tokenizer) reads of the tokenizer."""
+
+    tokenizer_class: str = Field(..., description="the export's in-graph codec, by level")
+    level: str
+    vocab_size: int
+    bos_token: str = Field(..., description="the start token's text: every text is read after it")
+    eos_token: str = Field(..., description="the same token (it ends a line and begins the next)")
+    unk_token: str | None
+    pad_token: str | None = None
+    model_max_length: int
+    chat_template: str | None = Field(None, description="none: completion models")
+
+
+class TokenizerRequests(NamedTuple):
+    tokenize: type
+    detokenize: type
+
+
+def tokenizer_request_models(max_text_chars: int) -> TokenizerRequests:
+    """The tokenize and detokenize bodies with this server's limits."""
+    limits = tokenizer_limits(max_text_chars)
+    return TokenizerRequests(
+        create_model("TokenizeRequest", __base__=_TokenizeFields, prompt=limits["prompt"]),
+        create_model("DetokenizeRequest", __base__=_TokenizerFields, tokens=limits["tokens"]),
+    )
+
+
 class CompletionLogprobs(BaseModel):
     tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]] | None
+    token_logprobs: list[float | None] = Field(..., description="null for a prompt's first token id")
+    top_logprobs: list[dict[str, float] | None] | None
     text_offset: list[int]
 
 

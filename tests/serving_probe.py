@@ -27,16 +27,25 @@ def _strings(*texts: str) -> np.ndarray:
 ODD_TEXTS = ("the company said", "", "   ", "\u2603\u20ac", "the \u2603 bank\nrose")
 
 
-def _generate(prompts, max_new_tokens, temperature, top_k, top_p):
-    n = len(prompts)
+def _sampling(rows: int, max_new_tokens, temperature, top_k, top_p, penalties=(0.0, 0.0), bias=None) -> dict:
+    """The sampling inputs of ``serving_default`` and ``resume`` (no tf_zoneout import: this runs in
+    an environment with TF Serving's TensorFlow alone)."""
     return {
-        "prompt": _strings(*prompts),
         "max_new_tokens": np.array(max_new_tokens, np.int32),
         "temperature": np.array(temperature, np.float32),
         "top_k": np.array(top_k, np.int32),
         "top_p": np.array(top_p, np.float32),
-        "seed": np.arange(1, n + 1, dtype=np.int64),
+        "seed": np.arange(1, rows + 1, dtype=np.int64),
+        "frequency_penalty": np.full([rows], penalties[0], np.float32),
+        "presence_penalty": np.full([rows], penalties[1], np.float32),
+        "logit_bias": np.zeros([rows, 0], np.float32)
+        if bias is None
+        else np.tile(np.float32(bias), (rows, 1)),
     }
+
+
+def _generate(prompts, *sampling, **choice):
+    return {"prompt": _strings(*prompts), **_sampling(len(prompts), *sampling, **choice)}
 
 
 LANGUAGE_MODEL_CASES = {
@@ -44,10 +53,11 @@ LANGUAGE_MODEL_CASES = {
         _generate(
             ODD_TEXTS, [5, 3, 0, 4, 6], [1.0, 0.5, 0.0, 1.0, 2.0], [0, 3, 0, 1, 10], [1.0, 0.9, 1.0, 0.5, 1.0]
         ),
-        _generate([""], [4], [1.0], [0], [1.0]),
-        _generate(["\u2603"], [2], [0.0], [0], [1.0]),
+        _generate([""], [4], [1.0], [0], [1.0], penalties=(1.0, -0.5)),
+        _generate(["\u2603"], [2], [0.0], [0], [1.0], bias=[0.0, 0.0, 100.0]),
     ],
     "score": [{"text": _strings(*ODD_TEXTS)}, {"text": _strings("")}, {"text": _strings("\n")}],
+    "tokenize": [{"text": _strings(*ODD_TEXTS)}, {"text": _strings("")}],
 }
 CASES = {
     "language_model": LANGUAGE_MODEL_CASES,
@@ -76,16 +86,14 @@ def cases_for(kind: str, metadata: dict) -> dict:
         step = metadata["step"]
         size, vocab, start = step["state_size"], step["vocab_size"], step["start_id"]
         state = np.random.default_rng(1).normal(0.0, 0.5, [3, size]).astype(np.float32)
-        cases["resume"] = [
-            {
-                "state": state,
-                "position": np.array([0, 5, 100], np.int32),
-                "max_new_tokens": np.array([3, 0, 6], np.int32),
-                "temperature": np.array([0.0, 1.0, 0.8], np.float32),
-                "top_k": np.array([0, 0, 4], np.int32),
-                "top_p": np.array([1.0, 1.0, 0.9], np.float32),
-                "seed": np.array([7, 8, 9], np.int64),
-            }
+        counts = np.random.default_rng(2).integers(0, 3, [3, vocab]).astype(np.int32)
+        sampling = _sampling(3, [3, 0, 6], [0.0, 1.0, 0.8], [0, 0, 4], [1.0, 1.0, 0.9], penalties=(1.0, 0.5))
+        position = np.array([0, 5, 100], np.int32)
+        cases["resume"] = [{"state": state, "position": position, "token_counts": counts, **sampling}]
+        ids = np.array([[start, 1, 2], [0, 0, 0], [vocab - 1, 0, 0]], np.int32)
+        cases["read"] = [
+            {"token_ids": ids, "num_tokens": np.array([3, 0, 1], np.int32)},
+            {"token_ids": np.zeros([1, 0], np.int32), "num_tokens": np.zeros([1], np.int32)},
         ]
         cases["step"] = [
             {"token": np.array([start], np.int32), "state": np.zeros([1, size], np.float32)},

@@ -1,13 +1,16 @@
 """The service against its own OpenAPI document: schemathesis' command line, every phase (examples,
-coverage, fuzzing, stateful) and every check, for two seeds, against a real ``zoneout serve`` process
-serving a smoke model of every kind.
+coverage, fuzzing, stateful) and every check, for three seeds, against a real ``zoneout serve``
+process serving a smoke model of every kind.
 
 The contract it holds: a schema-valid request gets 2xx, or 404 (no model of that name, or the model
 does not offer the operation: a classifier asked to generate), or 503 (overload); a schema-violating
 one gets 422 (400 in OpenAI's envelope on /v1/completions); nothing is a 5xx, every answer is
 documented and matches its schema. One documented exception: ``predict`` takes any signature's
 tensors, which the OpenAPI document cannot describe per model, so inputs that do not fit the model's
-signature get 400 (as TF Serving's REST predict answers); the configuration below says so.
+signature get 400 (as TF Serving's REST predict answers); and token ids are any int32 in the
+document, while each model's vocabulary decides which exist (an id outside it is 400, as vLLM
+answers), and a tokenizer request without ``model`` is 400 when several language models are
+served. The configuration below says so.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ pytest.importorskip("schemathesis")
 
 from tf_zoneout_serve.local_server import LocalServer
 
-SEEDS = (20261202, 5)
+SEEDS = (20261202, 5, 1606)
 EXAMPLES_PER_OPERATION = 20
 PHASES = "examples,coverage,fuzzing,stateful"
 
@@ -43,6 +46,10 @@ values = [{names}]
 
 [[operations]]
 include-path-regex = "/predict$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "503"]
+
+[[operations]]
+include-path-regex = "(/v1/completions|/tokenize|/detokenize|/tokenizer_info)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "404", "503"]
 """
 

@@ -1,5 +1,5 @@
-"""The docs' shell lines stay true: every ``curl`` line and every block marked "with the server
-running" runs against a real ``zoneout serve`` process serving what the page describes; every
+"""The docs' shell lines stay true: every ``curl`` and ``lm_eval`` line and every block marked "with
+the server running" runs against a real ``zoneout serve`` process serving what the page describes; every
 ``make`` target shown exists; every ``python -m`` command's flags are accepted; every file a listing
 names exists. (``zoneout`` commands are checked in test_docs.py; ``docker`` lines cannot run here,
 no Docker engine: the Dockerfile and compose file are checked statically in test_deploy_files.py.)"""
@@ -7,6 +7,7 @@ no Docker engine: the Dockerfile and compose file are checked statically in test
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -86,6 +87,19 @@ def test_curl_lines_and_server_examples_run_against_a_real_server(
                 assert events and "error" not in events[-1], body[-500:]
             else:
                 assert "error" not in json.loads(body), body[:500]
+        for command in (c for c in code_lines(page) if c.startswith("lm_eval ")):
+            argv = shlex.split(DOCUMENTED_PORT.sub(server.url, command))
+            offline = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+            done = subprocess.run(
+                [sys.executable, "-m", "lm_eval", *argv[1:]],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                env=offline,
+            )
+            assert done.returncode == 0 and "bits_per_byte" in done.stdout, (
+                f"`{command}`: {done.stderr[-2000:]}"
+            )
         for block in server_blocks(page):
             exec(compile(DOCUMENTED_PORT.sub(server.url, block), str(page), "exec"), {})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -55,7 +56,14 @@ def test_models_endpoint_describes_each_model(client):
     assert set(models) == set(SERVED)
     assert models[LM]["version"] == 1 and models[LM]["task"] == "char_ptb" and models[LM]["vocab_size"] == 50
     assert "test" in models[LM]["metrics"] and models[SEQ2SEQ]["kind"] == "seq2seq"
-    assert models[LM]["operations"] == ["generate", "generate_stream", "score", "completions", "predict"]
+    assert models[LM]["operations"] == [
+        "generate",
+        "generate_stream",
+        "score",
+        "completions",
+        "tokenize",
+        "predict",
+    ]
     assert models[SEQ2SEQ]["operations"] == ["generate", "generate_stream", "predict"]
     assert models[CLASSIFIER]["operations"] == ["predict"]
 
@@ -251,7 +259,7 @@ def test_metrics_count_requests_batches_tokens_and_errors(client):
 
 
 def test_openapi_shows_the_limits_the_server_enforces(model_base):
-    settings = Settings(model_base=model_base, max_new_tokens=321, max_text_chars=500, max_body_bytes=20_000)
+    settings = Settings(model_base=model_base, max_new_tokens=321, max_text_chars=500, max_body_bytes=32_768)
     with TestClient(create_app(settings)) as small:
         schemas = small.get("/openapi.json").json()["components"]["schemas"]
         generate = schemas["GenerateRequest"]["properties"]
@@ -259,6 +267,8 @@ def test_openapi_shows_the_limits_the_server_enforces(model_base):
         assert (
             generate["prompt"]["maxLength"] == 500
             and schemas["ScoreRequest"]["properties"]["text"]["maxLength"] == 500
+            and schemas["TokenizeRequest"]["properties"]["prompt"]["maxLength"] == 500
+            and schemas["DetokenizeRequest"]["properties"]["tokens"]["maxItems"] == 500
         )
         wait_healthy(small)
         over = small.post(f"/v1/models/{LM}/generate", json={"prompt": "a", "max_new_tokens": 322})
@@ -573,23 +583,30 @@ def test_chat_clients_and_unknown_v1_routes_get_openais_envelope_with_the_way_ou
     assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
 
 
-def test_openais_other_fields_are_accepted_at_their_defaults_and_refused_otherwise(openai_client):
+def test_openais_other_fields_are_accepted_and_bad_values_refused_naming_the_field(openai_client):
     """vLLM accepts every field of OpenAI's request; clients send them at their defaults (LangChain
-    sends both penalties, always). A value this server does not serve is 400 naming the field, and an
-    unknown model is 404 whatever else the body holds."""
+    sends both penalties, always). A value out of range is 400 naming the field, and an unknown model
+    is 404 whatever else the body holds."""
     import openai
 
     defaults = dict(frequency_penalty=0, presence_penalty=0, best_of=1, logit_bias={}, suffix="", user="u")
     plain = openai_client.completions.create(model=LM, prompt="the ", max_tokens=8, seed=3)
     same = openai_client.completions.create(model=LM, prompt="the ", max_tokens=8, seed=3, **defaults)
     assert same.choices[0].text == plain.choices[0].text
-    for field, value in [("frequency_penalty", 0.5), ("presence_penalty", -1.0), ("best_of", 3),
-                         ("logit_bias", {"3": 5.0}), ("suffix", "end")]:  # fmt: skip
+    for field, value in [("frequency_penalty", 2.5), ("presence_penalty", -3.0), ("best_of", 9),
+                         ("logit_bias", {"3": 500.0}), ("logit_bias", {"e": 1.0}),
+                         ("logit_bias", {"50": 1.0}),
+                         ("suffix", "end"), ("prompt", [50])]:  # fmt: skip
+        arguments = {"prompt": "the ", field: value}
         with pytest.raises(openai.BadRequestError) as raised:
-            openai_client.completions.create(model=LM, prompt="the ", max_tokens=4, **{field: value})
-        assert raised.value.body["param"] == field
+            openai_client.completions.create(model=LM, max_tokens=4, **arguments)
+        assert raised.value.body["param"].split(".")[0] == field, (field, raised.value.body)
+    with pytest.raises(openai.BadRequestError, match="at least n"):
+        openai_client.completions.create(model=LM, prompt="a", n=3, best_of=2)
+    with pytest.raises(openai.BadRequestError, match="cannot be streamed"):
+        openai_client.completions.create(model=LM, prompt="a", best_of=2, stream=True)
     with pytest.raises(openai.NotFoundError):
-        openai_client.completions.create(model="nope", prompt="a", max_tokens=4, frequency_penalty=0.5)
+        openai_client.completions.create(model="nope", prompt="a", max_tokens=4, frequency_penalty=9.0)
     events = list(
         openai_client.completions.create(
             model=LM, prompt="the ", max_tokens=8, seed=3, stream=True, stream_options={"include_usage": True}
@@ -597,6 +614,176 @@ def test_openais_other_fields_are_accepted_at_their_defaults_and_refused_otherwi
     )
     assert "".join(e.choices[0].text for e in events if e.choices) == plain.choices[0].text
     assert events[-1].choices == [] and events[-1].usage.completion_tokens == 8
+
+
+def test_penalties_logit_bias_and_best_of_choose_as_openai_defines_them(openai_client, live_server):
+    greedy = dict(model=LM, prompt="the ", max_tokens=16, temperature=0)
+    plain = openai_client.completions.create(**greedy).choices[0].text
+    penalized = openai_client.completions.create(**greedy, frequency_penalty=2.0).choices[0].text
+    assert len(set(penalized)) > len(set(plain))  # the smoke model repeats itself; the penalty stops it
+    present = openai_client.completions.create(**greedy, presence_penalty=2.0).choices[0].text
+    assert len(set(present)) > len(set(plain))
+    (e,) = httpx.post(
+        f"{live_server.url}/models/{LM}/tokenize", json={"prompt": "e", "add_special_tokens": False}
+    ).json()["tokens"]
+    forced = openai_client.completions.create(**greedy, logit_bias={str(e): 100.0}, logprobs=1).choices[0]
+    assert forced.text == "e" * 16 and all(v < 0 for v in forced.logprobs.token_logprobs)  # the model's
+    # best_of: the n of best_of completions (seeds seed + j) with the highest log-probability per token.
+    sampled = dict(model=LM, prompt="the ", max_tokens=10, seed=21, logprobs=0)
+    candidates = openai_client.completions.create(**sampled, n=4).choices
+    means = [np.mean(c.logprobs.token_logprobs) for c in candidates]
+    best = openai_client.completions.create(**sampled, n=2, best_of=4)
+    assert [c.text for c in best.choices] == [candidates[i].text for i in np.argsort(means)[::-1][:2]]
+    assert best.usage.completion_tokens == 40
+
+
+def test_vllms_tokenizer_endpoints_per_model_and_by_name(live_server):
+    url = live_server.url
+    ids = httpx.post(
+        f"{url}/models/{LM}/tokenize", json={"prompt": "the\ncat", "return_token_strs": True}
+    ).json()
+    info = httpx.get(f"{url}/models/{LM}/tokenizer_info").json()
+    assert info["eos_token"] == info["bos_token"] == "\n" and info["vocab_size"] == 50  # PTB: end of line
+    assert (
+        ids["token_strs"] == ["\n", "t", "h", "e", "\n", "c", "a", "t"] and ids["count"] == 8
+    )  # start first
+    plain = httpx.post(
+        f"{url}/tokenize", json={"model": LM, "prompt": "the\ncat", "add_special_tokens": False}
+    )
+    assert plain.json()["tokens"] == ids["tokens"][1:]
+    back = httpx.post(f"{url}/models/{LM}/detokenize", json={"tokens": ids["tokens"][1:]}).json()
+    assert back == {"prompt": "the\ncat"}
+    words = httpx.post(
+        f"{url}/models/{WORD_LM}/tokenize", json={"prompt": "The company\nN", "add_special_tokens": False}
+    )
+    word_ids = words.json()["tokens"]
+    assert (
+        len(word_ids) == 4 and httpx.get(f"{url}/models/{WORD_LM}/tokenizer_info").json()["eos_token"] == "\n"
+    )
+    assert httpx.post(f"{url}/detokenize", json={"model": WORD_LM, "tokens": word_ids}).json() == {
+        "prompt": "the company\nN"
+    }
+    # Two language models served: a request must say which; a model without a tokenizer is 404.
+    for answer, status in [
+        (httpx.get(f"{url}/tokenizer_info"), 400),
+        (httpx.post(f"{url}/tokenize", json={"prompt": "a"}), 400),
+        (httpx.post(f"{url}/models/{SEQ2SEQ}/tokenize", json={"prompt": "1+2"}), 404),
+        (httpx.post(f"{url}/models/nope/detokenize", json={"tokens": [1]}), 404),
+        (httpx.post(f"{url}/models/{LM}/detokenize", json={"tokens": [50]}), 400),
+        (httpx.post(f"{url}/models/{LM}/tokenize", json={"model": WORD_LM, "prompt": "a"}), 400),
+    ]:
+        assert answer.status_code == status and answer.json()["error"]["message"], answer.text
+    assert WORD_LM in httpx.get(f"{url}/tokenizer_info").json()["error"]["message"]
+
+
+def test_token_id_prompts_echo_one_logprob_per_id_the_first_null(openai_client, live_server):
+    text = "the company said"
+    ids = httpx.post(f"{live_server.url}/models/{LM}/tokenize", json={"prompt": text}).json()["tokens"]
+    echoed = openai_client.completions.create(model=LM, prompt=ids, max_tokens=0, echo=True, logprobs=1)
+    (choice,) = echoed.choices
+    by_text = openai_client.completions.create(model=LM, prompt=text, max_tokens=0, echo=True, logprobs=1)
+    assert choice.text == "\n" + text and len(choice.logprobs.tokens) == len(ids)
+    assert choice.logprobs.token_logprobs[0] is None and choice.logprobs.top_logprobs[0] is None
+    # Read after the start token, the ids give the text's own log-probabilities (/score's).
+    np.testing.assert_allclose(
+        choice.logprobs.token_logprobs[1:], by_text.choices[0].logprobs.token_logprobs, atol=1e-5
+    )
+    assert echoed.usage.prompt_tokens == len(ids)
+    # Generating from ids continues as from the text; a list of id lists; streamed as not.
+    both = dict(model=LM, max_tokens=20, seed=4)
+    from_text = openai_client.completions.create(prompt=text, **both).choices[0].text
+    from_ids = openai_client.completions.create(prompt=[ids, ids[:3]], **both).choices
+    assert from_ids[0].text == from_text and len(from_ids) == 2
+    streamed = openai_client.completions.create(prompt=ids, stream=True, **both)
+    assert "".join(e.choices[0].text for e in streamed) == from_text
+    # The per-model base path serves the same completions.
+    import openai
+
+    own = openai.OpenAI(base_url=f"{live_server.url}/models/{LM}/v1", api_key="unused")
+    assert own.completions.create(prompt=ids, **both).choices[0].text == from_text
+
+
+LM_EVAL_TASKS = {
+    "zoneout_choice.yaml": """task: zoneout_choice
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {folder}/choice.jsonl
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{context}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: label
+target_delimiter: ""
+metric_list:
+  - metric: acc
+""",
+    "zoneout_text.yaml": """task: zoneout_text
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {folder}/text.jsonl
+test_split: test
+output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: "{{{{text}}}}"
+metric_list:
+  - metric: bits_per_byte
+  - metric: word_perplexity
+""",
+}
+LM_EVAL_TEXTS = ["the company said it would buy the shares", "in new york stock exchange trading\nyesterday"]
+
+
+def test_lm_evaluation_harness_evaluates_the_service(live_server, tmp_path):
+    """lm-eval's ``local-completions`` with the remote tokenizer (vLLM's endpoints at the model's base
+    path), as users run it: a multiple-choice task (loglikelihood) whose answers agree with echo
+    scoring, and a rolling task whose bits_per_byte is /score's bits per character for the same texts."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("lm_eval")
+    choices = [{"context": "the company said it", "choices": [" will", " xqzj"], "label": 0},
+               {"context": "in the", "choices": [" first", " \\$$"], "label": 1}]  # fmt: skip
+    (tmp_path / "choice.jsonl").write_text("".join(json.dumps(c) + "\n" for c in choices))
+    (tmp_path / "text.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in LM_EVAL_TEXTS))
+    for name, text in LM_EVAL_TASKS.items():
+        (tmp_path / name).write_text(text.format(folder=tmp_path))
+    base = f"{live_server.url}/models/{LM}/v1/completions"
+    done = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "local-completions",
+         "--model_args", f"model={LM},base_url={base},tokenizer_backend=remote",
+         "--tasks", "zoneout_choice,zoneout_text", "--include_path", str(tmp_path),
+         "--output_path", str(tmp_path / "out"), "--log_samples"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (results,) = (tmp_path / "out").rglob("results_*.json")
+    found = json.loads(results.read_text())["results"]
+    bits = chars = 0.0
+    for text in LM_EVAL_TEXTS:
+        scored = httpx.post(f"{live_server.url}/v1/models/{LM}/score", json={"text": text}).json()
+        bits, chars = bits + scored["bits_per_token"] * scored["num_tokens"], chars + len(text.encode())
+    assert found["zoneout_text"]["bits_per_byte,none"] == pytest.approx(bits / chars, rel=1e-5)
+    # Multiple choice: each answer's log-likelihood is its tokens' echo log-probabilities after the
+    # context's ids (read as given: lm-eval adds no start token before a context).
+    tokenize = f"{live_server.url}/models/{LM}/tokenize"
+    (samples,) = (tmp_path / "out").rglob("samples_zoneout_choice_*.jsonl")
+    for line in samples.read_text().splitlines():
+        sample = json.loads(line)
+        for arguments, (loglikelihood, _) in zip(sample["arguments"].values(), sample["filtered_resps"]):
+            ids = [
+                httpx.post(tokenize, json={"prompt": arguments[k], "add_special_tokens": False}).json()[
+                    "tokens"
+                ]
+                for k in ("arg_0", "arg_1")
+            ]
+            echoed = httpx.post(
+                f"{live_server.url}/v1/completions",
+                json={"model": LM, "prompt": ids[0] + ids[1], "max_tokens": 0, "echo": True, "logprobs": 0},
+            ).json()["choices"][0]["logprobs"]["token_logprobs"]
+            assert float(loglikelihood) == pytest.approx(sum(echoed[len(ids[0]) :]), abs=1e-4)
 
 
 def test_langchain_drives_the_service(live_server):

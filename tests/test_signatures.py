@@ -65,7 +65,7 @@ def test_request_builders_broadcast_one_value_and_refuse_a_wrong_count():
     assert inputs["max_new_tokens"].dtype == np.int32 and inputs["top_p"].dtype == np.float32
     with pytest.raises(ValueError, match="one value or 2 values"):
         signatures.generate_inputs(["a", "b"], temperature=[1.0, 1.0, 1.0])
-    assert signatures.score_inputs(["\u2603"])["text"].tolist() == ["\u2603".encode()]
+    assert signatures.text_inputs(["\u2603"])["text"].tolist() == ["\u2603".encode()]
     summary = signatures.score_summary(
         {"bits_per_token": [2.0], "num_tokens": [4], "nll": [5.5], "num_unknown": [0]}, "char"
     )

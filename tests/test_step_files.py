@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tf_zoneout import export_graph, step_files
 from tf_zoneout.model_base import read_metadata
-from tf_zoneout.signatures import generate_inputs, resume_inputs
+from tf_zoneout.signatures import generate_inputs, read_inputs, resume_inputs, text_inputs
 from tf_zoneout.text_codec import VOCABULARY_FILE
 from tf_zoneout_train.cli import main
 
@@ -47,20 +47,29 @@ def test_step_and_resume_continue_exactly_what_generate_and_score_compute(conver
     )
     metadata = read_metadata(directory)["step"]
     assert metadata["state_size"] == sum(part["size"] for part in metadata["state_layout"])
+    # Penalties count the tokens of earlier calls: resume carries the counts.
+    choice = dict(seed=[3, 4], frequency_penalty=[0.0, 1.5], presence_penalty=[0.7, 0.0])
     for temperature in (0.0, 1.0):
         whole = _call(
-            generate, generate_inputs(["the ", "a"], max_new_tokens=12, temperature=temperature, seed=[3, 4])
+            generate, generate_inputs(["the ", "a"], max_new_tokens=12, temperature=temperature, **choice)
         )
         head = _call(
-            generate, generate_inputs(["the ", "a"], max_new_tokens=5, temperature=temperature, seed=[3, 4])
+            generate, generate_inputs(["the ", "a"], max_new_tokens=5, temperature=temperature, **choice)
         )
         tail = _call(
-            resume, resume_inputs(head["state"], 5, max_new_tokens=7, temperature=temperature, seed=[3, 4])
+            resume,
+            resume_inputs(
+                head["state"], 5, head["token_counts"], max_new_tokens=7, temperature=temperature, **choice
+            ),
         )
         np.testing.assert_array_equal(
             np.concatenate([head["token_ids"], tail["token_ids"]], 1), whole["token_ids"]
         )
         np.testing.assert_allclose(tail["state"], whole["state"], atol=1e-6)
+        counts = np.stack(
+            [np.bincount(row, minlength=tail["token_counts"].shape[1]) for row in whole["token_ids"]]
+        )
+        np.testing.assert_array_equal(tail["token_counts"], counts)
     # Scoring through step gives the score signature's total nll: read the ids generate made.
     ids = whole["token_ids"][0]
     state = np.zeros([1, metadata["state_size"]], np.float32)
@@ -72,6 +81,56 @@ def test_step_and_resume_continue_exactly_what_generate_and_score_compute(conver
     scored = _call(score, {"text": np.array([whole["text"][0]], object)})
     assert scored["num_tokens"][0] == len(ids)
     np.testing.assert_allclose(nll, scored["nll"][0], rtol=1e-4)
+
+
+def test_penalties_and_logit_bias_change_the_choice_but_not_the_reported_logprobs(converted):
+    _, directory = converted
+    loaded = tf.saved_model.load(str(directory))
+    generate = loaded.signatures["serving_default"]
+    plain = _call(generate, generate_inputs(["the "], max_new_tokens=12, temperature=0.0))
+    never_twice = _call(
+        generate, generate_inputs(["the "], max_new_tokens=12, temperature=0.0, frequency_penalty=2.0)
+    )
+    vocab = plain["token_counts"].shape[1]
+    bias = np.zeros([vocab], np.float32)
+    bias[7] = 100.0
+    forced = _call(generate, generate_inputs(["the "], max_new_tokens=12, temperature=0.0, logit_bias=bias))
+    assert len(set(plain["token_ids"][0])) < 12 <= vocab  # the smoke model repeats itself
+    assert len(set(never_twice["token_ids"][0])) > len(set(plain["token_ids"][0]))
+    assert set(forced["token_ids"][0]) == {7}
+    # The log-probability reported is the model's, whatever chose the token: score's of the same text.
+    text = "the " + json.loads((directory / VOCABULARY_FILE).read_text())["text"][7]
+    scored = _call(loaded.signatures["score"], text_inputs([text]))
+    last = scored["num_tokens"][0] - 1
+    assert forced["token_logprobs"][0, 0] == pytest.approx(scored["token_logprobs"][0, last], abs=1e-5)
+
+
+def test_tokenize_and_read_give_the_ids_and_logprobs_of_score_and_the_state_of_generate(converted):
+    task, directory = converted
+    loaded = tf.saved_model.load(str(directory))
+    vocabulary = json.loads((directory / VOCABULARY_FILE).read_text())
+    text = TEXTS[task]
+    tokens = _call(loaded.signatures["tokenize"], text_inputs([text, ""]))
+    ids = tokens["token_ids"][0, : tokens["num_tokens"][0]].tolist()
+    assert tokens["num_tokens"][1] == 0 and ids
+    assert [vocabulary["text"][i] for i in ids] == [t.decode() for t in tokens["tokens"][0, : len(ids)]]
+    read = _call(loaded.signatures["read"], read_inputs([[vocabulary["start_id"], *ids], ids, []]))
+    scored = _call(loaded.signatures["score"], text_inputs([text]))
+    np.testing.assert_allclose(
+        read["token_logprobs"][0, 1 : len(ids) + 1], scored["token_logprobs"][0], atol=1e-5
+    )
+    assert read["token_logprobs"][0, 0] == 0 and read["token_logprobs"][1, 0] == 0  # nothing precedes them
+    joined = "".join if task == "char_ptb" else " ".join
+    assert read["text"][1].decode() == joined(vocabulary["text"][i] for i in ids) and read["text"][2] == b""
+    np.testing.assert_array_equal(read["state"][2], 0.0)
+    # ``resume`` from the state after the start token and the text continues as ``serving_default`` does.
+    generated = _call(
+        loaded.signatures["serving_default"], generate_inputs([text], max_new_tokens=9, temperature=0.0)
+    )
+    resumed = _call(
+        loaded.signatures["resume"], resume_inputs(read["state"][:1], 0, max_new_tokens=9, temperature=0.0)
+    )
+    np.testing.assert_array_equal(resumed["token_ids"], generated["token_ids"])
 
 
 def test_the_step_files_compute_the_step_at_any_batch(converted):

@@ -94,14 +94,14 @@ def test_warmup_requests_cover_every_signature_and_replay_through_the_cc_loader(
 
 def test_exports_hold_no_device_specific_or_random_op_where_answers_must_not_vary(model_base):
     deterministic = {
-        "language_model": ["score"],
+        "language_model": ["score", "step", "tokenize", "read"],
         "seq2seq": ["serving_default"],
         "classifier": ["serving_default"],
     }
     for name in SERVED:
         directory = model_base / name / "1"
         assert export_graph.problems(directory, deterministic[read_metadata(directory)["kind"]]) == []
-        for signature in read_metadata(directory)["signatures"]:
+        for signature in set(read_metadata(directory)["signatures"]) - {"tokenize"}:  # no model in it
             ops = export_graph.signature_ops(directory, signature)
             assert "MatMul" in ops or "BatchMatMulV2" in ops, "the walk reaches into the model's functions"
             assert not {op for op in ops if export_graph.DEVICE_SPECIFIC.match(op)}

@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 from conftest import shared_data_dir
 
+from tf_zoneout.model_base import ModelKind
+from tf_zoneout.signatures import SIGNATURES, generate_inputs
 from tf_zoneout_train import analysis, tasks
 from tf_zoneout_train import config as config_lib
 from tf_zoneout_train.loop import Trainer
@@ -58,20 +60,13 @@ def in_memory_nll(task, model, text: str) -> tuple[float, int]:
 
 
 def generate(signature, prompts, seeds, max_new_tokens=30, temperature=1.0, top_k=0, top_p=1.0):
-    n = len(prompts)
-    return signature(
-        prompt=tf.constant(prompts),
-        max_new_tokens=tf.constant([max_new_tokens] * n, tf.int32),
-        temperature=tf.constant([temperature] * n, tf.float32),
-        top_k=tf.constant([top_k] * n, tf.int32),
-        top_p=tf.constant([top_p] * n, tf.float32),
-        seed=tf.constant(seeds, tf.int64),
-    )
+    inputs = generate_inputs(prompts, max_new_tokens, temperature, top_k, top_p, seeds)
+    return signature(**{k: tf.constant(v) for k, v in inputs.items()})
 
 
 def check_language_model_export(trainer, run_dir, text):
     exported = tf.saved_model.load(str(run_dir / "export"))
-    assert set(exported.signatures) == {"serving_default", "score", "resume", "step"}
+    assert set(exported.signatures) == {s.key for s in SIGNATURES[ModelKind.LANGUAGE_MODEL]}
     assert_no_xla(run_dir / "export")
     # The exported score equals the in-memory model's loss on the same text.
     scored = exported.signatures["score"](text=tf.constant([text, text[:5]]))
@@ -133,7 +128,7 @@ def test_ptb_language_model_end_to_end(task_name, smoke_run):
 
 @pytest.mark.parametrize(
     ("task_name", "nothing_scorable"),
-    [("char_ptb", ["", "\u0088\u00d3", "\u00e9\u00e9\u00e9"]), ("word_ptb", ["", "   ", "\n\t "])],
+    [("char_ptb", ["", "\u0088\u00d3", "\u00e9\u00e9\u00e9"]), ("word_ptb", ["", "   ", "\t \r"])],
 )
 def test_signatures_are_defined_for_texts_with_nothing_to_score(task_name, nothing_scorable, smoke_run):
     """What TF Serving would be sent: texts with no known token score as zero tokens, alone or in a

@@ -47,13 +47,17 @@ from tf_zoneout.signatures import (
     ANSWER,
     CLASSIFY,
     GENERATE,
+    READ,
     RESUME,
     SCORE,
     SIGNATURES,
     STEP,
+    TOKENIZE,
     TOP_LOGPROBS,
     generate_inputs,
+    read_inputs,
     resume_inputs,
+    text_inputs,
 )
 from tf_zoneout.text_codec import VOCABULARY_FILE, CodecSpec, TextCodec, vocabulary_document
 
@@ -90,33 +94,48 @@ class LanguageModelModule:
             SCORE.key: self.score,
             RESUME.key: self.resume,
             STEP.key: self.step,
+            TOKENIZE.key: self.tokenize,
+            READ.key: self.read,
         }
         # Generation samples, statelessly, from its seed input; the step is also loop- and string-free.
-        self.deterministic = (SCORE.key, STEP.key)
+        self.deterministic = (SCORE.key, STEP.key, TOKENIZE.key, READ.key)
         self.loop_free = (STEP.key,)
-        texts = ["the company said", "", "  ", "\u00e9\u00df \u2603"]
+        self.warmup = self._warmup_inputs()
+        # Rows that sample (temperature > 0 and tokens to make); greedy rows are deterministic.
+        self.sampled_rows = {
+            key: (self.warmup[key]["temperature"] > 0) & (self.warmup[key]["max_new_tokens"] > 0)
+            for key in (GENERATE.key, RESUME.key)
+        }
+
+    def _warmup_inputs(self) -> dict:
+        """One request per signature (TF Serving's warm-up, and the C++ loader's check): empty and
+        unknown texts, every sampling option, penalties and a bias."""
+        vocab, start_id = self.model.vocab_size, self.codec.start_id
+        texts = ["the company said", "", "  ", "\u00e9\u00df \u2603\nof"]
+        rows = len(texts)
+        bias = np.zeros([rows, vocab], np.float32)
+        bias[0, : vocab // 2], bias[2, 1] = -100.0, 5.0
         generate = generate_inputs(
             texts, max_new_tokens=[8, 0, 3, 1], temperature=[1.0, 0.7, 0.0, 1.0], top_k=[0, 5, 0, 1],
-            top_p=[1.0, 0.9, 1.0, 1.0], seed=np.arange(1, len(texts) + 1),
+            top_p=[1.0, 0.9, 1.0, 1.0], seed=np.arange(1, rows + 1), frequency_penalty=[0.0, 0.0, 1.5, 0.0],
+            presence_penalty=[0.5, 0.0, 1.0, 0.0], logit_bias=bias,
         )  # fmt: skip
-        rows = len(texts)
         start = np.zeros([rows, self.state_size], np.float32)
         resume = resume_inputs(
             start + np.linspace(-0.5, 0.5, self.state_size, dtype=np.float32), position=[0, 3, 7, 1],
+            token_counts=np.arange(rows * vocab, dtype=np.int32).reshape(rows, vocab) % 3,
             max_new_tokens=[4, 0, 3, 2], temperature=[0.0, 1.0, 0.8, 0.0], top_k=[0, 0, 3, 0],
-            top_p=[1.0, 1.0, 0.9, 1.0], seed=[3, 4, 5, 6],
+            top_p=[1.0, 1.0, 0.9, 1.0], seed=[3, 4, 5, 6], frequency_penalty=[2.0, 0.0, 0.0, 0.0],
+            logit_bias=bias[:, :3],
         )  # fmt: skip
-        tokens = np.array([codec.start_id, 0, model.vocab_size - 1, codec.start_id], np.int32)
-        self.warmup = {
+        tokens = np.array([start_id, 0, vocab - 1, start_id], np.int32)
+        return {
             GENERATE.key: generate,
-            SCORE.key: {"text": generate["prompt"]},
+            SCORE.key: text_inputs(texts),
             RESUME.key: resume,
             STEP.key: {"token": tokens, "state": start},
-        }
-        # Rows that sample (temperature > 0 and tokens to make); greedy rows are deterministic.
-        self.sampled_rows = {
-            key: (inputs["temperature"] > 0) & (inputs["max_new_tokens"] > 0)
-            for key, inputs in ((GENERATE.key, generate), (RESUME.key, resume))
+            TOKENIZE.key: text_inputs(texts),
+            READ.key: read_inputs([[start_id, 1, 2, 0], [], [vocab - 1], [2, start_id]]),
         }
 
     def step_metadata(self) -> dict:
@@ -144,9 +163,44 @@ class LanguageModelModule:
         lengths = tf.cast(ids.row_lengths(), tf.int32) + 1
         return tf.concat([start, ids.to_tensor(0)], axis=1), lengths, unknown
 
+    def _read(self, ids, lengths) -> dict:
+        """Read ids [B, W] int32 (row b's first ``lengths[b]``) from the zero state.
+
+        Returns ``state`` (after each row's last token) and, per position i ([B, W], [B, W, K]):
+        ``token_logprobs`` (token i given the tokens before it; 0 where nothing precedes it or past
+        the row's end), ``top_logprobs`` and ``top_ids`` (the likeliest tokens at i), ``tokens`` (token
+        i as text) and ``valid`` (1 <= i < length: the positions that have a log-probability).
+        """
+        width = tf.shape(ids)[1]
+        # One padding column more, so the model always reads at least one step.
+        padded = tf.pad(ids, [[0, 0], [0, 1]])
+        logits, states = self.model(padded, step_mask=tf.sequence_mask(lengths, width + 1), training=False)
+        after = tf.nn.log_softmax(tf.cast(logits[:, :width], tf.float32))  # after token j: of token j + 1
+        before = tf.concat([tf.zeros_like(after[:, :1]), after[:, :-1]], axis=1)  # of token i
+        valid = tf.sequence_mask(lengths, width) & (tf.range(width) >= 1)[None, :]
+        top_logprobs, top_ids = tf.math.top_k(before, k=self.top)
+        return {
+            "state": tf.concat(states, axis=1),
+            "token_logprobs": tf.where(valid, tf.gather(before, ids, batch_dims=2), 0.0),
+            "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
+            "top_ids": top_ids,
+            "tokens": tf.where(tf.sequence_mask(lengths, width), self.codec.display(ids), ""),
+            "valid": valid,
+        }
+
+    def _per_token(self, read: dict, first: int) -> dict:
+        """The ``_PER_TOKEN`` outputs of a ``_read``, from its column ``first`` on."""
+        valid = read["valid"][:, first:]
+        return {
+            "tokens": read["tokens"][:, first:],
+            "token_logprobs": read["token_logprobs"][:, first:],
+            "top_tokens": tf.where(valid[:, :, None], self.codec.display(read["top_ids"][:, first:]), ""),
+            "top_logprobs": read["top_logprobs"][:, first:],
+        }
+
     @tf.function(input_signature=SCORE.tensor_specs(), autograph=False)
     def score(self, text):
-        """Surprisal of every token of each text, read with the state carried through it.
+        """Surprisal of every token of each text, read after the start token with the state carried.
 
         A text with nothing to score (empty, whitespace-only for word models, or every character
         outside the vocabulary) gives ``num_tokens`` 0, ``nll`` 0, ``bits_per_token`` 0 and an
@@ -155,36 +209,59 @@ class LanguageModelModule:
         likely tokens at that position, ``top_tokens`` and ``top_logprobs`` (``[B, W, K]``).
         """
         ids, lengths, unknown = self._prefixed(text)
-        width = tf.shape(ids)[1] - 1  # the longest text's token count (0 when nothing is scorable)
-        # One padding column more, so the model always reads at least one step; cut off again below.
-        ids = tf.pad(ids, [[0, 0], [0, 1]])
-        inputs, targets = ids[:, :-1], ids[:, 1:]
+        per_token = self._per_token(self._read(ids, lengths), 1)  # the start token is column 0
+        bits = -per_token["token_logprobs"] / math.log(2.0)
         num_tokens = lengths - 1
-        logits, _ = self.model(inputs, training=False)  # padding is at the end: causal, no mask needed
-        logits = tf.cast(logits, tf.float32)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)[:, :width]
-        top_logprobs, top_ids = tf.math.top_k(tf.nn.log_softmax(logits[:, :width]), k=self.top)
-        targets = targets[:, :width]
-        valid = tf.sequence_mask(num_tokens, width)
-        nll = tf.where(valid, nll, 0.0)
-        total = tf.reduce_sum(nll, axis=1)
-        bits = nll / math.log(2.0)
         count = tf.maximum(tf.cast(num_tokens, tf.float32), 1.0)
         return {
-            "nll": total,
+            **per_token,
+            "nll": -tf.reduce_sum(per_token["token_logprobs"], axis=1),
             "num_tokens": num_tokens,
             "bits_per_token": tf.reduce_sum(bits, axis=1) / count,
             "token_surprisal": bits,
             "lengths": num_tokens,
-            "tokens": tf.where(valid, self.codec.display(targets), ""),
             "num_unknown": unknown,
-            "token_logprobs": -nll,
-            "top_tokens": tf.where(valid[:, :, None], self.codec.display(top_ids), ""),
-            "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
+        }
+
+    @tf.function(input_signature=TOKENIZE.tensor_specs(), autograph=False)
+    def tokenize(self, text):
+        """Each text's token ids as ``score`` and ``serving_default`` read them (without the start
+        token), padded with 0, and each token as text."""
+        ids, unknown = self.codec.encode(text)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        ids = ids.to_tensor(0)
+        return {
+            "token_ids": ids,
+            "num_tokens": lengths,
+            "num_unknown": unknown,
+            "tokens": tf.where(tf.sequence_mask(lengths, tf.shape(ids)[1]), self.codec.display(ids), ""),
+        }
+
+    @tf.function(input_signature=READ.tensor_specs(), autograph=False)
+    def read(self, token_ids, num_tokens):
+        """Read each row's token ids from the zero state (no start token is added: a client that wants
+        the text read as ``score`` reads it sends ``start_id`` first). Every token but the first gets
+        its log-probability given the tokens before it; ``state`` is where ``resume`` continues."""
+        read = self._read(token_ids, num_tokens)
+        return {
+            **self._per_token(read, 0),
+            "text": self.codec.decode(token_ids, num_tokens, continuation=False),
+            "state": read["state"],
         }
 
     @tf.function(input_signature=GENERATE.tensor_specs(), autograph=False)
-    def generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+    def generate(
+        self,
+        prompt,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        frequency_penalty,
+        presence_penalty,
+        logit_bias,
+    ):
         """Continue each prompt by up to ``max_new_tokens`` sampled tokens.
 
         An empty prompt (or one with no known token) continues from the start token alone, as
@@ -192,22 +269,28 @@ class LanguageModelModule:
         text and its total ``logprob``: per generated token (``[B, N]``, padded past
         ``num_tokens``) ``token_ids``, ``tokens`` and ``token_logprobs``, and the ``TOP_LOGPROBS``
         most likely tokens at each step, ``top_tokens`` and ``top_logprobs`` (``[B, N, K]``); and
-        the ``state`` after each row's last token, which ``resume`` continues from. Log-probabilities
-        are the model's (before temperature, top-k and top-p), in nats.
+        the ``state`` after each row's last token and the ``token_counts``, which ``resume``
+        continues from. Log-probabilities are the model's (before the penalties, bias, temperature,
+        top-k and top-p that choose the token), in nats.
         """
         ids, lengths, unknown = self._prefixed(prompt)
         mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
         _, states = self.model(ids, step_mask=mask, training=False)  # padded steps keep the state
         position = tf.zeros_like(max_new_tokens)
-        outputs = self._decode(states, position, max_new_tokens, temperature, top_k, top_p, seed)
+        none_yet = tf.zeros([tf.shape(ids)[0], 0], tf.int32)
+        choice = (temperature, top_k, top_p, seed, frequency_penalty, presence_penalty, logit_bias)
+        outputs = self._decode(states, position, none_yet, max_new_tokens, *choice)
         return {**outputs, "num_unknown": unknown, "num_prompt_tokens": lengths - 1}
 
-    def _resume(self, state, position, max_new_tokens, temperature, top_k, top_p, seed):
-        """``generate`` continued from ``state`` (a ``generate`` or ``resume`` output), the draws
-        numbered from ``position`` on: a generation cut into calls makes the tokens one call makes."""
-        outputs = self._decode(
-            self._split_state(state), position, max_new_tokens, temperature, top_k, top_p, seed
-        )
+    def _resume(
+        self, state, position, token_counts, max_new_tokens, temperature, top_k, top_p, seed,
+        frequency_penalty, presence_penalty, logit_bias,
+    ):  # fmt: skip
+        """``generate`` continued from ``state`` and ``token_counts`` (a ``generate``, ``resume`` or
+        ``read`` output), the draws numbered from ``position`` on: a generation cut into calls makes
+        the tokens one call makes."""
+        choice = (temperature, top_k, top_p, seed, frequency_penalty, presence_penalty, logit_bias)
+        outputs = self._decode(self._split_state(state), position, token_counts, max_new_tokens, *choice)
         none = tf.zeros_like(max_new_tokens)
         return {**outputs, "num_unknown": none, "num_prompt_tokens": none}
 
@@ -219,30 +302,42 @@ class LanguageModelModule:
             "state": tf.concat(states, axis=1),
         }
 
-    def _decode(self, states, position, max_new_tokens, temperature, top_k, top_p, seed):
+    def _decode(
+        self, states, position, token_counts, max_new_tokens, temperature, top_k, top_p, seed,
+        frequency, presence, bias,
+    ):  # fmt: skip
         """Sample up to ``max_new_tokens`` tokens per row from ``states`` (the state after the text so
-        far), one ``model.step`` per token; draw t of a row is keyed by (seed, position + t). A row's
-        state stops moving after its own last token, so ``state`` is where it ends."""
+        far), one ``model.step`` per token; draw t of a row is keyed by (seed, position + t). The
+        token is drawn from the logits plus ``bias`` less the penalties of the ``counts`` (OpenAI's
+        frequency and presence penalties); ``counts`` and ``bias`` have up to V columns (zeros past
+        them). A row's state stops moving after its own last token, so ``state`` is where it ends."""
         counts = tf.clip_by_value(max_new_tokens, 0, MAX_NEW_TOKENS)
+        token_counts, bias = (_widened(m, self.model.vocab_size) for m in (token_counts, bias))
         # At least one step, so the token list is never empty (an empty stack has no shape).
         steps = tf.reduce_max(tf.concat([counts, [1]], axis=0))
         batch = tf.shape(counts)[0]
 
-        def body(t, last, states, logprob, tokens, token_logprobs, top_logprobs, top_ids):
-            token = sampling.sample_next(last, temperature, top_k, top_p, seed, position + t)
+        def body(t, last, states, token_counts, logprob, tokens, token_logprobs, top_logprobs, top_ids):
+            seen = tf.cast(token_counts, tf.float32)
+            penalty = frequency[:, None] * seen + presence[:, None] * tf.cast(token_counts > 0, tf.float32)
+            token = sampling.sample_next(last + bias - penalty, temperature, top_k, top_p, seed, position + t)
             log_probs = tf.nn.log_softmax(last)
             active = t < counts
             step_logprob = tf.where(active, tf.gather(log_probs, token, batch_dims=1), 0.0)
             best_logprobs, best_ids = tf.math.top_k(log_probs, k=self.top)
             logits, stepped = self.model.step(token, states)
             states = [tf.where(active[:, None], new, old) for new, old in zip(stepped, states)]
+            drawn = (
+                tf.one_hot(token, self.model.vocab_size, dtype=tf.int32) * tf.cast(active, tf.int32)[:, None]
+            )
             written = (
                 tokens.write(t, token),
                 token_logprobs.write(t, step_logprob),
                 top_logprobs.write(t, best_logprobs),
                 top_ids.write(t, best_ids),
             )
-            return t + 1, tf.cast(logits, tf.float32), states, logprob + step_logprob, *written
+            last = tf.cast(logits, tf.float32)
+            return t + 1, last, states, token_counts + drawn, logprob + step_logprob, *written
 
         def per_step(dtype, shape):
             return tf.TensorArray(dtype, size=steps, element_shape=shape)
@@ -254,9 +349,8 @@ class LanguageModelModule:
             per_step(tf.int32, [None, self.top]),
         )
         last = tf.cast(self.model.logits_from_states(states), tf.float32)
-        _, _, states, logprob, *arrays = tf.while_loop(
-            lambda t, *_: t < steps, body, (0, last, list(states), tf.zeros([batch]), *arrays)
-        )
+        start = (0, last, list(states), token_counts, tf.zeros([batch]), *arrays)
+        _, _, states, token_counts, logprob, *arrays = tf.while_loop(lambda t, *_: t < steps, body, start)
         # Each [steps, B, ...] stack -> [B, steps, ...].
         tokens, token_logprobs = (tf.transpose(a.stack(), [1, 0]) for a in arrays[:2])
         top_logprobs, top_ids = (tf.transpose(a.stack(), [1, 0, 2]) for a in arrays[2:])
@@ -267,11 +361,17 @@ class LanguageModelModule:
             "num_tokens": counts,
             "token_ids": tf.where(valid, tokens, 0),
             "state": tf.concat(states, axis=1),
+            "token_counts": token_counts,
             "tokens": tf.where(valid, self.codec.display(tokens), ""),
             "token_logprobs": token_logprobs,
             "top_tokens": tf.where(valid[:, :, None], self.codec.display(top_ids), ""),
             "top_logprobs": tf.where(valid[:, :, None], top_logprobs, 0.0),
         }
+
+
+def _widened(matrix, width: int):
+    """[B, N] (N <= width) -> [B, width], zeros past its columns."""
+    return tf.pad(matrix, [[0, 0], [0, width - tf.shape(matrix)[1]]])
 
 
 class Seq2SeqModule:

@@ -3,11 +3,11 @@ and ``score``, and the service all use.
 
 Every export of a kind has these signatures with exactly these inputs and outputs (``export.py``
 traces its functions from ``Signature.tensor_specs`` and refuses to write an export whose outputs
-differ from the declaration). Clients build their requests with ``generate_inputs`` and
-``score_inputs``, and read a score with ``score_summary``. B is the batch; W the longest row's token
-count; K ``TOP_LOGPROBS`` (fewer for a smaller vocabulary).
+differ from the declaration). Clients build their requests with ``generate_inputs``,
+``resume_inputs``, ``text_inputs`` and ``read_inputs``, and read a score with ``score_summary``.
+B is the batch; W the longest row's token count; K ``TOP_LOGPROBS`` (fewer for a smaller vocabulary).
 
->>> GENERATE.input_names
+>>> GENERATE.input_names[:6]
 ('prompt', 'max_new_tokens', 'temperature', 'top_k', 'top_p', 'seed')
 >>> inputs = generate_inputs(["the "], max_new_tokens=5, temperature=0.0, seed=7)
 >>> inputs["seed"], inputs["top_p"]
@@ -108,7 +108,17 @@ _SAMPLING = (
     _batch("top_k", "int32", "[B] sample among the k most likely tokens (0: off)"),
     _batch("top_p", "float32", "[B] nucleus sampling's probability mass (1: off)"),
     _batch("seed", "int64", "[B] the draw's seed: the same seed gives the same text"),
+    _batch(
+        "frequency_penalty",
+        "float32",
+        "[B] subtracted from a token's logit per time it was generated (0: off)",
+    ),
+    _batch("presence_penalty", "float32", "[B] subtracted from the logit of every token generated (0: off)"),
+    _batch(
+        "logit_bias", "float32", "[B, V] added to each token's logit before sampling ([B, 0]: none)", None
+    ),
 )
+_COUNTS = "[B, V] times each token was generated in this generation"
 _STATE_IN = _batch(
     "state", "float32", "[B, S] the RNN state (zeros: a new text; layout in metadata.json)", None
 )
@@ -122,6 +132,7 @@ _GENERATED = (
     _batch(
         "state", "float32", "[B, S] the state after the row's last token: `resume` continues from it", None
     ),
+    _batch("token_counts", "int32", _COUNTS + " (for resume's penalties)", None),
     *_PER_TOKEN,
 )
 
@@ -137,6 +148,7 @@ RESUME = Signature(
     inputs=(
         _STATE_IN,
         _batch("position", "int32", "[B] tokens this generation made before: the draws continue from there"),
+        _batch("token_counts", "int32", _COUNTS + " before (an output; [B, 0]: none)", None),
         *_SAMPLING,
     ),
     outputs=_GENERATED,
@@ -173,6 +185,43 @@ SCORE = Signature(
     doc="a language model's surprisal of every token, the state carried through the text",
 )
 
+TOKENIZE = Signature(
+    "tokenize",
+    inputs=(_batch("text", "string", "[B] text to turn into token ids"),),
+    outputs=(
+        _batch("token_ids", "int32", "[B, W] the text's token ids, as score and generate read them", None),
+        _batch("num_tokens", "int32", "[B] tokens in the row"),
+        _batch("num_unknown", "int32", "[B] items outside the vocabulary"),
+        _batch("tokens", "string", "[B, W] each token as text ('' past the row's end)", None),
+    ),
+    doc="the export's own tokenization (no start token is added)",
+)
+
+READ = Signature(
+    "read",
+    inputs=(
+        _batch(
+            "token_ids",
+            "int32",
+            "[B, W] token ids, read from the zero state (any value past num_tokens)",
+            None,
+        ),
+        _batch("num_tokens", "int32", "[B] tokens in the row"),
+    ),
+    outputs=(
+        _batch("text", "string", "[B] the ids as text"),
+        _batch(
+            "state",
+            "float32",
+            "[B, S] the state after the row's last token: `resume` continues from it",
+            None,
+        ),
+        *_PER_TOKEN,
+    ),
+    doc="read token ids: each token's log-probability given the tokens before it (the first has "
+    "none: 0), the likeliest alternatives, and the state to continue from",
+)
+
 ANSWER = Signature(
     "serving_default",
     inputs=(_batch("problem", "string", "[B] a problem, e.g. '123+45' (spaces ignored)"),),
@@ -191,7 +240,7 @@ CLASSIFY = Signature(
 )
 
 SIGNATURES: Mapping[ModelKind, tuple[Signature, ...]] = {
-    ModelKind.LANGUAGE_MODEL: (GENERATE, SCORE, RESUME, STEP),
+    ModelKind.LANGUAGE_MODEL: (GENERATE, SCORE, RESUME, STEP, TOKENIZE, READ),
     ModelKind.SEQ2SEQ: (ANSWER,),
     ModelKind.CLASSIFIER: (CLASSIFY,),
 }
@@ -210,6 +259,30 @@ def _column(values, dtype: str, rows: int) -> np.ndarray:
     return array
 
 
+def _matrix(values, dtype: str, rows: int) -> np.ndarray:
+    """``values`` (None: no column; one row for every row; or one row per row) as a [rows, N] array."""
+    array = np.zeros([rows, 0], dtype) if values is None else np.asarray(values, dtype)
+    array = np.broadcast_to(array, (rows, array.shape[-1])) if array.ndim == 1 else array
+    if array.ndim != 2 or array.shape[0] != rows:
+        raise ValueError(f"expected one row or {rows} rows; got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _sampling_inputs(signature: Signature, rows: int, **values) -> dict[str, np.ndarray]:
+    """The [B] columns and [B, N] matrices of ``signature``'s inputs from ``values``."""
+    return {
+        t.name: (_matrix if len(t.shape) == 2 else _column)(values[t.name], t.dtype, rows)
+        for t in signature.inputs
+        if t.name in values
+    }
+
+
+_SAMPLING_DEFAULTS = dict(
+    max_new_tokens=100, temperature=1.0, top_k=0, top_p=1.0, seed=0,
+    frequency_penalty=0.0, presence_penalty=0.0, logit_bias=None,
+)  # fmt: skip
+
+
 def generate_inputs(
     prompts: Sequence[str],
     max_new_tokens=100,
@@ -217,6 +290,9 @@ def generate_inputs(
     top_k=0,
     top_p=1.0,
     seed=0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    logit_bias=None,
 ) -> dict[str, np.ndarray]:
     """The inputs of ``GENERATE`` for the rows ``prompts``.
 
@@ -228,64 +304,65 @@ def generate_inputs(
         top_k: sample among the k most likely tokens (0: off).
         top_p: nucleus sampling's probability mass (1: off).
         seed: the draw's seed.
+        frequency_penalty: subtracted from a token's logit per time it was generated (OpenAI's).
+        presence_penalty: subtracted from the logit of every token generated.
+        logit_bias: [V] or [B, V] added to the logits by token id (fewer columns: no bias past
+            them); None: none.
 
     Returns:
-        {input name: [B] array of its dtype}.
+        {input name: [B] array of its dtype ([B, N] for ``logit_bias``)}.
 
     Raises:
         ValueError: an argument has neither one value nor one per prompt.
     """
-    rows = len(prompts)
-    values = dict(
-        prompt=list(prompts),
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    return {t.name: _column(values[t.name], t.dtype, rows) for t in GENERATE.inputs}
+    values = dict(locals())
+    prompts = list(values.pop("prompts"))
+    return _sampling_inputs(GENERATE, len(prompts), prompt=prompts, **values)
 
 
-def resume_inputs(
-    state, position, max_new_tokens=100, temperature=1.0, top_k=0, top_p=1.0, seed=0
-) -> dict[str, np.ndarray]:
+def resume_inputs(state, position, token_counts=None, **sampling) -> dict[str, np.ndarray]:
     """The inputs of ``RESUME`` for the rows of ``state``.
 
     Args:
-        state: [B, S] states, as ``GENERATE`` or ``RESUME`` returned them.
+        state: [B, S] states, as ``GENERATE``, ``RESUME`` or ``READ`` returned them.
         position: tokens each row's generation made before (one value or one per row).
-        max_new_tokens: as ``generate_inputs``, like the arguments below.
-        temperature: softmax temperature (<= 0: greedy).
-        top_k: sample among the k most likely tokens (0: off).
-        top_p: nucleus sampling's probability mass (1: off).
-        seed: the draw's seed (the generation's own: ``position`` moves the draws on).
+        token_counts: [B, V] the ``token_counts`` the last call returned (None: none yet).
+        **sampling: max_new_tokens, temperature, top_k, top_p, seed (the generation's own:
+            ``position`` moves the draws on), frequency_penalty, presence_penalty and logit_bias,
+            as ``generate_inputs`` takes them (the same defaults).
 
     Raises:
         ValueError: an argument has neither one value nor one per row.
+        TypeError: ``sampling`` names something else.
     """
+    unknown = set(sampling) - set(_SAMPLING_DEFAULTS)
+    if unknown:
+        raise TypeError(f"resume_inputs() got unexpected arguments {sorted(unknown)}")
     state = np.asarray(state, np.float32)
-    rows = state.shape[0]
-    values = dict(
-        position=position,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    return {"state": state} | {
-        t.name: _column(values[t.name], t.dtype, rows) for t in RESUME.inputs if t.name != "state"
-    }
+    values = {**_SAMPLING_DEFAULTS, **sampling, "position": position, "token_counts": token_counts}
+    return {"state": state} | _sampling_inputs(RESUME, state.shape[0], **values)
 
 
-def score_inputs(texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The inputs of ``SCORE`` for the rows ``texts``.
+def text_inputs(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """The inputs of ``SCORE`` and ``TOKENIZE`` for the rows ``texts``.
 
     Args:
-        texts: B texts to score.
+        texts: B texts.
     """
     return {"text": _column(list(texts), "string", len(texts))}
+
+
+def read_inputs(rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    """The inputs of ``READ`` for B lists of token ids (padded with zeros to the longest).
+
+    Args:
+        rows: B lists of token ids.
+    """
+    lengths = np.array([len(r) for r in rows], np.int32)
+    ids = np.zeros([len(rows), max(lengths, default=0)], np.int32)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    return {"token_ids": ids, "num_tokens": lengths}
 
 
 def answer_inputs(problems: Sequence[str]) -> dict[str, np.ndarray]:

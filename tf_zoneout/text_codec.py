@@ -7,8 +7,8 @@ carries it as an asset and TF Serving needs no Python code of ours.
 - characters (``ptb_char``, ``text8``): one token per character; ``space`` is the
   token a space becomes (PTB's "_"); a newline becomes the end-of-line token. A
   character outside the vocabulary is tried in lower case, then skipped and counted.
-- words (``ptb_word``): whitespace-separated, lower-cased; unknown words become
-  ``<unk>`` and are counted.
+- words (``ptb_word``): whitespace-separated; a newline is the end-of-line token (``<eos>``); a
+  word outside the vocabulary is tried in lower case, then becomes ``<unk>`` and is counted.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def vocabulary_document(tokens, spec: CodecSpec) -> dict:
         "characters: a space is the `space` token, a newline the end-of-line token; a character "
         "outside the vocabulary is tried in lower case, then skipped"
         if spec.level == "char"
-        else "words: lower-cased, split on whitespace; an unknown word is `unknown_id`"
+        else "words: split on whitespace, a newline is the end-of-line token; a word outside the "
+        "vocabulary is tried in lower case, then is `unknown_id`"
     )
     return {
         "level": spec.level,
@@ -107,19 +108,21 @@ class TextCodec(tf.Module):
         dozens of shape assertions each, which made the exported signatures ten times larger
         and their tracing slower."""
         if self.spec.level == "word":
-            pieces = tf.strings.split(tf.strings.lower(texts))
-            ids = self.to_id.lookup(pieces.flat_values)
-            known = ids >= 0
-            ids = tf.where(known, ids, tf.cast(self.unknown_id, tf.int64))
+            if self.spec.eol:
+                texts = tf.strings.regex_replace(texts, "\n", f" {self.spec.eol} ")
+            pieces = tf.strings.split(texts)
+            flat = pieces.flat_values
         else:
             pieces = tf.strings.unicode_split(texts, "UTF-8")
             flat = pieces.flat_values
             flat = tf.where(tf.equal(flat, " "), self.spec.space, flat)
             if self.spec.eol:
                 flat = tf.where(tf.equal(flat, "\n"), self.spec.eol, flat)
-            ids = self.to_id.lookup(flat)
-            ids = tf.where(ids < 0, self.to_id.lookup(tf.strings.lower(flat)), ids)
-            known = ids >= 0
+        ids = self.to_id.lookup(flat)
+        ids = tf.where(ids < 0, self.to_id.lookup(tf.strings.lower(flat)), ids)
+        known = ids >= 0
+        if self.spec.level == "word":
+            ids = tf.where(known, ids, tf.cast(self.unknown_id, tf.int64))
         rows = pieces.value_rowids()
         unknown = tf.math.unsorted_segment_sum(tf.cast(~known, tf.int32), rows, pieces.nrows())
         if self.spec.level == "char":  # unknown characters are skipped
@@ -138,12 +141,15 @@ class TextCodec(tf.Module):
             tokens = tf.where(tf.equal(tokens, self.spec.space), " ", tokens)
         return tokens
 
-    def decode(self, ids, lengths):
-        """Strings [B] from ids [B, N] int32, each row cut at ``lengths`` [B]."""
+    def decode(self, ids, lengths, continuation: bool = True):
+        """Strings [B] from ids [B, N] int32, each row cut at ``lengths`` [B].
+
+        Words are joined by spaces, with none around a newline; a ``continuation`` (generated text)
+        also begins with a space, a whole text (``continuation`` False) does not."""
         mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
         pieces = self.display(ids)
         if self.spec.level == "char":
             return tf.strings.reduce_join(tf.where(mask, pieces, ""), axis=1)
-        # A continuation: every word is preceded by a space, except after a newline.
         joined = tf.strings.reduce_join(tf.where(mask, tf.strings.join([" ", pieces]), ""), axis=1)
-        return tf.strings.regex_replace(joined, " \n", "\n")
+        joined = tf.strings.regex_replace(joined, " ?\n ?", "\n")
+        return joined if continuation else tf.strings.regex_replace(joined, "^ ", "")

@@ -75,7 +75,7 @@ def score(args) -> int:
     if signatures.SCORE.key not in model.signatures:
         print("zoneout score: error: this export has no `score` signature", file=sys.stderr)
         return 1
-    out = _call(model, signatures.SCORE, signatures.score_inputs([text]))
+    out = _call(model, signatures.SCORE, signatures.text_inputs([text]))
     summary = signatures.score_summary(out, metadata.get("level"))
     result = {
         "num_tokens": summary["num_tokens"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -50,21 +51,24 @@ class Vocabulary:
         self.eol = document["tokens"][document["eol_id"]] if document["eol_id"] >= 0 else None
 
     def encode(self, text: str) -> list[int]:
-        if self.level == "word":  # ASCII lower case, as TensorFlow's lower
-            words = "".join(c.lower() if c.isascii() else c for c in text).split()
-            return [self.index.get(w, self.unknown_id) for w in words]
+        if self.level == "word":
+            pieces = text.replace("\n", f" {self.eol} ").split() if self.eol else text.split()
+        else:
+            pieces = [self.space if c == " " else (self.eol if c == "\n" and self.eol else c) for c in text]
         ids = []
-        for char in text:
-            char = self.space if char == " " else (self.eol if char == "\n" and self.eol else char)
-            found = self.index.get(char, self.index.get(char.lower() if char.isascii() else char))
-            if found is not None:  # a character outside the vocabulary is skipped
-                ids.append(found)
+        for piece in pieces:  # as written, else in ASCII lower case (TensorFlow's lower)
+            found = self.index.get(
+                piece, self.index.get("".join(c.lower() if c.isascii() else c for c in piece))
+            )
+            if found is not None or self.level == "word":  # an unknown character is skipped
+                ids.append(self.unknown_id if found is None else found)
         return ids
 
     def decode(self, ids: list[int]) -> str:
+        """A continuation's text: words each after a space, none around a newline."""
         if self.level == "char":
             return "".join(self.text[i] for i in ids)
-        return "".join(" " + self.text[i] for i in ids).replace(" \n", "\n")
+        return re.sub(" ?\n ?", "\n", "".join(" " + self.text[i] for i in ids))
 
 
 def read(step, vocabulary: Vocabulary, state_size: int, ids: list[int]):

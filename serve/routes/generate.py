@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from tf_zoneout import signatures
 from tf_zoneout.model_base import ModelKind
 from tf_zoneout_serve.dependencies import MetricsDep, SettingsDep, model_offering
-from tf_zoneout_serve.engine import Generation, Sampling, new_seed, run_signature
+from tf_zoneout_serve.engine import Generation, Prompt, Sampling, new_seed, run_signature
 from tf_zoneout_serve.errors import ApiError, ErrorBody, responses
 from tf_zoneout_serve.operations import Operation
 from tf_zoneout_serve.registry import LoadedModel
@@ -72,8 +72,9 @@ def generation_of(model, body, request: Request, settings: Settings, chunk_token
     """The engine's generation for a generate request (its seed, or a new one)."""
     seed = body.seed if body.seed is not None else new_seed()
     sampling = Sampling(body.temperature, body.top_k, body.top_p)
+    prompt = Prompt(text=body.prompt)
     return Generation(
-        model, request, settings, body.prompt, sampling, body.max_new_tokens, seed, body.stop, chunk_tokens
+        model, request, settings, prompt, sampling, body.max_new_tokens, seed, body.stop, chunk_tokens
     )
 
 

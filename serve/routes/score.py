@@ -28,7 +28,7 @@ def build_router(models: RequestModels) -> APIRouter:
 
         A text with nothing scorable (every character outside the vocabulary, or only whitespace for a
         word model) gives num_tokens 0, bits_per_token 0 and perplexity 1."""
-        inputs = signatures.score_inputs([body.text])
+        inputs = signatures.text_inputs([body.text])
         outputs = await run_signature(model, signatures.SCORE.key, inputs, request, settings)
         return {
             "model": model.name,
