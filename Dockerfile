@@ -32,4 +32,4 @@ VOLUME ["/models"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"]
-CMD ["uvicorn", "tf_zoneout_serve.app:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "--factory", "tf_zoneout_serve.app:create_app", "--host", "0.0.0.0", "--port", "8000"]

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.local_server import LocalServer
 from bench.report import fill_section
-from tf_zoneout_serve.local_server import LocalServer
 
 MARKS = (3_000, 15_000, 60_000)  # requests at which the RSS is reported
 PROMPTS = ("the company ", "in the third quarter ", "mr. ", "shares of ", "", "the bank said its ")

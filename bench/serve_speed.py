@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.local_server import LocalServer
 from bench.report import fill_section
-from tf_zoneout_serve.local_server import LocalServer
 
 PROMPT = "the company said "
 SCORE_TEXT = ("the company said its profit rose in the third quarter as sales of new products grew " * 13)[

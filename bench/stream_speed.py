@@ -74,7 +74,7 @@ def _stream_times(url: str, path: str, body: dict) -> tuple[float, list[float]]:
 
 def serving(model_base: Path, tokens: int, repeats: int) -> dict:
     """Non-streamed against streamed generation through the service (see the module docstring)."""
-    from tf_zoneout_serve.local_server import LocalServer
+    from bench.local_server import LocalServer
     from tf_zoneout_serve.settings import Settings
 
     generate = {"prompt": PROMPT, "max_new_tokens": tokens, "seed": 1}

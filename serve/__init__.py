@@ -1,1 +1,2 @@
-"""The zoneout model service: FastAPI app over exported SavedModels (``tf_zoneout_serve.app:app``)."""
+"""The zoneout model service: a FastAPI app over exported SavedModels
+(``uvicorn --factory tf_zoneout_serve.app:create_app``, or ``zoneout serve``)."""

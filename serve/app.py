@@ -1,6 +1,7 @@
 """FastAPI app: text generation and scoring over the exported SavedModels.
 
-    ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app      # or: zoneout serve --model-base models
+    zoneout serve --model-base models
+    ZONEOUT_MODEL_BASE=models uvicorn --factory tf_zoneout_serve.app:create_app
 
 Endpoints: GET /health, GET /v1/models, GET /v1/models/{name}, POST /v1/models/{name}/generate,
 POST /v1/models/{name}/generate_stream (server-sent events), POST /v1/models/{name}/score,
@@ -48,7 +49,8 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new app (its own registry and metrics) for ``settings`` (default: the environment)."""
+    """A new app (its own registry and metrics) for ``settings`` (default: read from the environment,
+    as ``uvicorn --factory`` calls it). Importing this module builds no app."""
     settings = settings or Settings()
     metrics = ServiceMetrics()
     app = FastAPI(
@@ -93,6 +95,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in model_routers:
         app.include_router(router, dependencies=keyed, responses=responses(401) if keyed else None)
     return app
-
-
-app = create_app()

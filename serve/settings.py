@@ -11,7 +11,8 @@ from tf_zoneout_serve.schemas import largest_request_bytes
 
 
 class Settings(BaseSettings):
-    """Every knob of the service; e.g. ``ZONEOUT_MODEL_BASE=models uvicorn tf_zoneout_serve.app:app``.
+    """Every knob of the service, e.g.
+    ``ZONEOUT_MODEL_BASE=models uvicorn --factory tf_zoneout_serve.app:create_app``.
 
     Each field is read from ``ZONEOUT_<FIELD>`` (``ZONEOUT_MAX_BATCH_SIZE=32``); its description is
     the field's documentation (docs/guide/serving.md lists them all).

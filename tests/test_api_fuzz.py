@@ -25,7 +25,7 @@ from conftest import LM, SEQ2SEQ, SERVED, WORD_LM
 
 pytest.importorskip("schemathesis")
 
-from tf_zoneout_serve.local_server import LocalServer
+from bench.local_server import LocalServer
 
 SEEDS = (20261202, 5, 1606)
 EXAMPLES_PER_OPERATION = 20

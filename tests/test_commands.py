@@ -52,4 +52,4 @@ def test_an_export_of_an_earlier_version_is_refused_with_the_way_out_and_rebuilt
     assert (version / WARMUP_FILE).exists()
     assert read_metadata(version) == before  # the run's task, configuration and metrics are kept
     with CcSavedModel(version) as loaded:
-        assert loaded.replay_warmup() == 4  # one request per signature
+        assert loaded.replay_warmup() == len(read_metadata(version)["signatures"])  # one per signature

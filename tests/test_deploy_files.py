@@ -36,7 +36,7 @@ def test_dockerfile_runs_the_service_as_non_root_with_a_healthcheck():
     text = (ROOT / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
     assert "\nUSER 10001\n" in text and "HEALTHCHECK" in text and "/health" in text
-    assert 'VOLUME ["/models"]' in text and "tf_zoneout_serve.app:app" in text
+    assert 'VOLUME ["/models"]' in text and "tf_zoneout_serve.app:create_app" in text and "--factory" in text
 
 
 def test_compose_file_matches_the_compose_schema_and_pairs_api_with_tf_serving():

@@ -18,9 +18,9 @@ import tensorflow as tf
 from conftest import CLASSIFIER, LM, SEQ2SEQ, SERVED, WORD_LM
 from fastapi.testclient import TestClient
 
+from bench.local_server import LocalServer
 from tf_zoneout.model_base import publish
 from tf_zoneout_serve.app import create_app
-from tf_zoneout_serve.local_server import LocalServer
 from tf_zoneout_serve.settings import Settings
 
 
@@ -988,6 +988,20 @@ def test_the_openai_sdk_with_and_without_the_right_key(model_base):
             wrong.completions.create(model=LM, prompt="the ", max_tokens=3)
         with pytest.raises(openai.AuthenticationError):
             wrong.models.list()
+        # LangChain and lm-eval's remote tokenizer send the key as the SDK does.
+        langchain_openai = pytest.importorskip("langchain_openai")
+        keyed = langchain_openai.OpenAI(base_url=url, api_key="sdk-key-1", model=LM, max_tokens=3, seed=1)
+        assert (
+            keyed.invoke("the ")
+            == right.completions.create(model=LM, prompt="the ", max_tokens=3, seed=1).choices[0].text
+        )
+        with pytest.raises(openai.AuthenticationError):
+            langchain_openai.OpenAI(base_url=url, api_key="not-a-key", model=LM, max_retries=0).invoke("the ")
+        remote = pytest.importorskip("lm_eval.utils").RemoteTokenizer
+        base = f"{server.url}/models/{LM}/v1/completions"
+        assert remote(base, auth_token="sdk-key-1").encode("the") == [2, 9, 1]
+        with pytest.raises(RuntimeError, match="401"):
+            remote(base, auth_token="not-a-key")
     finally:
         log = server.stop()
     assert "sdk-key" not in log and "not-a-key" not in log  # keys are never logged

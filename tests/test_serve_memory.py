@@ -12,7 +12,7 @@ a response's size fails here.
 from __future__ import annotations
 
 from bench import serve_soak
-from tf_zoneout_serve.local_server import LocalServer
+from bench.local_server import LocalServer
 
 WARMUP, MEASURED, CLIENTS = 300, 500, 8
 ALLOWANCE_MB = 40

@@ -169,10 +169,11 @@ def _keras_model():
     return model
 
 
-def test_the_tf_module_pattern_of_earlier_exports_fails_in_the_cc_loader(tmp_path):
+def test_the_tf_module_pattern_of_earlier_exports_fails_in_the_cc_loader_and_the_export_check(tmp_path):
     """The cause of the bug these exports had, kept as a control: a tf.Module holding a Keras 3 model
     and saved with tf.saved_model.save answers in Python but not in the C++ loader, whose saver
-    restores the Keras variable wrappers while the signature reads the tf.Variables inside them."""
+    restores the Keras variable wrappers while the signature reads the tf.Variables inside them. The
+    export's own check (TensorFlow's session-based loader, no C API) refuses it the same way."""
     model = _keras_model()
     module = tf.Module()
     module.model = model
@@ -188,6 +189,9 @@ def test_the_tf_module_pattern_of_earlier_exports_fails_in_the_cc_loader(tmp_pat
         pytest.raises(CcLoaderError, match="Could not find variable"),
     ):
         loaded.run("serving_default", {"x": x})
+    module.signatures, module.warmup = {"serving_default": module.predict}, {"serving_default": {"x": x}}
+    with pytest.raises(export_lib.ExportError, match="Could not find variable"):
+        export_lib._check_servable(module, tmp_path / "old")
 
 
 def test_a_users_keras_export_with_zoneout_layers_serves_through_the_cc_loader(tmp_path):

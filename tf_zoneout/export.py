@@ -19,8 +19,9 @@ capture (the ``tf.Variable`` inside each Keras variable) and the lookup tables t
 ``tf.Module`` holding the Keras model (how this module exported before) saves the Keras variable
 wrappers instead: TensorFlow's C++ loader (TF Serving, the C API, ``saved_model_cli run``) then
 restores the wrappers and runs signatures whose variables were never restored ("Could not find
-variable ..."), while Python's ``tf.saved_model.load`` hid it. Each export is loaded back through
-the C++ loader and checked against the in-memory model before it is moved into place, and its
+variable ..."), while Python's ``tf.saved_model.load`` hid it. Each export is loaded back as TF
+Serving loads it (TensorFlow's session-based loader, which refuses that export as the C++ loader
+does) and checked against the in-memory model before it is moved into place, and its
 graphs are checked to hold no device-specific op and no random op where answers must not vary
 (``export_graph``).
 
@@ -41,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_zoneout import cc_loader, export_graph, sampling
-from tf_zoneout.model_base import METADATA_FILE, ModelKind
+from tf_zoneout import export_graph, sampling
+from tf_zoneout.model_base import METADATA_FILE, WARMUP_FILE, ModelKind
 from tf_zoneout.signatures import (
     ANSWER,
     CLASSIFY,
@@ -108,7 +109,7 @@ class LanguageModelModule:
         }
 
     def _warmup_inputs(self) -> dict:
-        """One request per signature (TF Serving's warm-up, and the C++ loader's check): empty and
+        """One request per signature (TF Serving's warm-up, and the servability check): empty and
         unknown texts, every sampling option, penalties and a bias."""
         vocab, start_id = self.model.vocab_size, self.codec.start_id
         texts = ["the company said", "", "  ", "\u00e9\u00df \u2603\nof"]
@@ -512,7 +513,7 @@ def _write_warmup(module, directory: Path) -> Path | None:
             stacklevel=3,
         )
         return None
-    path = directory / cc_loader.WARMUP_FILE
+    path = directory / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature, inputs in module.warmup.items():
@@ -525,34 +526,63 @@ def _write_warmup(module, directory: Path) -> Path | None:
     return path
 
 
+def same_values(expected: np.ndarray, actual: np.ndarray, tolerance: float = 1e-5) -> bool:
+    """Whether two signature outputs agree: the same shape, equal strings and integers, floats within
+    ``tolerance`` (relative and absolute: the same kernels can sum in another order)."""
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape:
+        return False
+    if expected.dtype.kind == "f":
+        return bool(np.allclose(expected, actual, rtol=tolerance, atol=tolerance))
+    return bool(np.array_equal(expected, actual))
+
+
 def _check_servable(module, directory: Path) -> None:
-    """Load ``directory`` with the C++ loader and run every signature on its warm-up inputs;
-    the outputs must equal the in-memory model's: all of them, except the rows a module marks as
+    """Load ``directory`` as TF Serving does and run every signature on its warm-up inputs; the
+    outputs must equal the in-memory model's: all of them, except the rows a module marks as
     sampled (``sampled_rows``), whose outputs need only the same shapes. A sampled token is a
     discontinuous function of the probabilities: a float sum in another order (1e-7) can move a
     draw across a boundary, so exact agreement there would refuse sound exports now and then; the
     deterministic rows (greedy decoding, and every other signature) are what catch a broken load.
 
+    The loader is TensorFlow's session-based one (``tf.compat.v1.saved_model.load`` in a fresh
+    graph): the variables' restore op, then the init op, as TF Serving's C++ loader runs them. It
+    refuses what the C++ loader refused and Python's ``tf.saved_model.load`` hid (the Keras variable
+    wrappers of a ``tf.Module`` export: "Could not find variable"); ``tests/test_tf_serving_loader.py``
+    runs every export through the C++ loader itself.
+
     Raises:
-        ExportError: the C++ loader fails, or answers differently.
+        ExportError: the loader fails, or answers differently.
     """
+    expected = {
+        signature: {k: v.numpy() for k, v in module.signatures[signature](**_tensors(inputs)).items()}
+        for signature, inputs in module.warmup.items()
+    }
     try:
-        with cc_loader.CcSavedModel(directory) as loaded:
+        with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+            meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], str(directory))
             for signature, inputs in module.warmup.items():
-                served = loaded.run(signature, inputs)
-                expected = module.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+                definition = meta_graph.signature_def[signature]
+                fetches = {k: v.name for k, v in definition.outputs.items()}
+                served = session.run(fetches, {definition.inputs[k].name: v for k, v in inputs.items()})
                 exact = ~getattr(module, "sampled_rows", {}).get(signature, np.zeros(0, bool))
-                for key, value in expected.items():
-                    value, answer = value.numpy(), np.asarray(served[key])
+                for key, value in expected[signature].items():
+                    answer = np.asarray(served[key])
                     if exact.size and value.shape == answer.shape:
                         value, answer = value[exact], answer[exact]
-                    if not cc_loader.same_values(value, answer):
+                    if not same_values(value, answer):
                         raise ExportError(
                             f"signature {signature!r} output {key!r} differs between the in-memory model "
-                            "and the model loaded by TensorFlow's C++ loader"
+                            "and the model loaded as TF Serving loads it"
                         )
-    except cc_loader.CcLoaderError as error:
-        raise ExportError(f"the export does not load or run in TensorFlow's C++ loader: {error}") from error
+    except tf.errors.OpError as error:
+        raise ExportError(
+            f"the export does not load or run as TF Serving loads it: {error.message}"
+        ) from error
+
+
+def _tensors(inputs: dict) -> dict:
+    return {k: tf.constant(v) for k, v in inputs.items()}
 
 
 def _save(module, directory, metadata: dict, files: dict[str, str] | None = None) -> Path:
@@ -599,8 +629,8 @@ def export_language_model(model, vocabulary, directory, metadata: dict) -> Path:
 
     Raises:
         ValueError: a vocabulary token contains a newline.
-        ExportError: the export would not serve portably, or TensorFlow's C++ loader cannot load
-            it or answers differently from ``model``.
+        ExportError: the export would not serve portably, or TF Serving's loader cannot load it
+            or answers differently from ``model``.
     """
     with tempfile.TemporaryDirectory() as scratch:
         vocab_file = Path(scratch) / "vocab.txt"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import keras
@@ -10,6 +11,32 @@ import tensorflow as tf
 from tf_zoneout import kernel_choice, kernels, regularizers
 from tf_zoneout.cells import ZoneoutGRUCell, ZoneoutLSTMCell, ZoneoutSimpleRNNCell
 from tf_zoneout.zoneout import keep_factors
+
+
+@dataclasses.dataclass(frozen=True)
+class _LoopInputs:
+    """What the fused kernel runs on, every regularizer prepared (``_loop_inputs``).
+
+    Attributes:
+        xw: [T, B, G] the input projection of every step, input bias added.
+        recurrent_kernel: [units, G] (weight noise drawn in training).
+        b_rec: the recurrent bias (GRU's reset_after), or None.
+        state0: the initial states (and the output-gate state, from 0).
+        keeps: each state's zoneout keep factors (padding and stochastic depth folded in).
+        update: input-gate dropout's update factor, or None.
+        rec_mask: [B, units] the variational recurrent mask, or None.
+        valid: [T, B, 1] the unpadded steps, or None without a mask.
+    """
+
+    xw: tf.Tensor
+    recurrent_kernel: tf.Tensor
+    b_rec: tf.Tensor | None
+    state0: tuple
+    keeps: tuple
+    update: tf.Tensor | None
+    rec_mask: tf.Tensor | None
+    valid: tf.Tensor | None
+
 
 # Arguments that belong to the Keras Layer base and are given to both the cell and the layer.
 _SHARED_KWARGS = ("dtype", "trainable")
@@ -193,6 +220,15 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        """Keras's ``RNN.inner_loop`` on the fused kernel: (last output, outputs, final states).
+
+        In order: (1) dispatch: Keras's cell loop when the fast path is off (dropout, unroll), Keras's
+        own layer (cuDNN on a GPU) when this call computes exactly what it computes; (2)
+        ``_loop_inputs``: every regularizer prepared at once (see there); (3) the kernel, which
+        applies zoneout, input-gate dropout and the variational recurrent mask at each step; (4) the
+        norm stabilizer's loss on the states it penalizes; (5) outputs back in the compute dtype,
+        padded steps zeroed if asked, batch-major; final states in the initial states' dtype.
+        """
         if tf.nest.is_nested(mask):
             mask = mask[0]
         if not self.uses_fast_path:
@@ -208,10 +244,40 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         )
         if implementation == "keras":
             return self._keras_inner_loop(sequences, initial_state, mask, training)
-        cell = self.cell
-        # The input side runs in the compute dtype; the recurrence in ``dtype`` (float32 under a
-        # float16 policy: its states and step math, where float16's range and precision would hurt).
-        input_dtype = sequences.dtype
+        loop = self._loop_inputs(sequences, initial_state, mask, training)
+        penalized = self._state_names.index(self.norm_stabilizer_state)
+        all_states = bool(self.norm_stabilizer) and penalized > 0
+        outputs, final = kernels.run(
+            self._step(), loop.xw, loop.recurrent_kernel, loop.b_rec, loop.state0, loop.keeps,
+            update=loop.update, rec_mask=loop.rec_mask, all_states=all_states,
+            jit_compile=implementation == "xla", inference=training is False or training is None,
+        )  # fmt: skip
+        sequences_out = outputs if all_states else (outputs,)
+        if self.norm_stabilizer and training is True:
+            loss = regularizers.norm_stabilizer_loss(
+                sequences_out[penalized], loop.state0[penalized], self.norm_stabilizer
+            )
+            self.add_loss(loss)
+        outputs = tf.cast(sequences_out[0], sequences.dtype)
+        last_output = outputs[-1]
+        if loop.valid is not None and self.zero_output_for_mask:
+            outputs = outputs * tf.cast(loop.valid, sequences.dtype)
+        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
+        # Final states in the given initial states' dtype (a float32 carried state stays float32).
+        given = tf.nest.flatten(initial_state)
+        return last_output, outputs, [tf.cast(s, g.dtype) for s, g in zip(final, given)]
+
+    def _loop_inputs(self, sequences, initial_state, mask, training) -> _LoopInputs:
+        """Every regularizer of a call prepared at once, in order: reversal (``go_backwards``);
+        time-major inputs with the variational input mask; weight noise on both kernels (one draw
+        per call); the hoisted input projection [T*B, I] x [I, G] with the input bias; the zoneout
+        keeps with padding and stochastic depth folded in (``_keeps``); input-gate dropout's update
+        factor; the variational recurrent mask.
+
+        The input side runs in the compute dtype; the recurrence in ``recurrence_dtype`` (float32
+        under a float16 policy: its states and step math, where float16's range would hurt).
+        """
+        cell, input_dtype = self.cell, sequences.dtype
         dtype = recurrence_dtype(input_dtype)
         if self.go_backwards:
             sequences = tf.reverse(sequences, [1])
@@ -224,87 +290,62 @@ class FastRecurrentMixin(kernel_choice.KernelChoiceMixin):
         )
         if input_mask is not None:
             x = x * input_mask  # the same mask at every step
+        # The seed generator's draws in this order: input mask, recurrent mask, weight noise, keeps,
+        # stochastic depth, input-gate dropout (a given seed keeps giving the same masks).
         rec_mask = regularizers.variational_mask(
             recurrent_drop, training, cell.seed_generator, tf.stack([batch, cell.units]), dtype
         )
-        kernel = tf.cast(cell.kernel, input_dtype)
-        recurrent_kernel = tf.cast(cell.recurrent_kernel, dtype)
-        if self.weight_noise and training is not False and training is not None:
-            # One draw per training call; the variables themselves never change.
-            noisy_kernel = regularizers.noisy(kernel, self.weight_noise, cell.seed_generator)
-            noisy_recurrent = regularizers.noisy(recurrent_kernel, self.weight_noise, cell.seed_generator)
-            if isinstance(training, tf.Tensor):
-                noisy_kernel = tf.where(training, noisy_kernel, kernel)
-                noisy_recurrent = tf.where(training, noisy_recurrent, recurrent_kernel)
-            kernel, recurrent_kernel = noisy_kernel, noisy_recurrent
+        kernel, recurrent_kernel = self._noisy_kernels(training, input_dtype, dtype)
         b_in, b_rec = self._split_bias(None if cell.bias is None else tf.cast(cell.bias, dtype))
-        # Hoisted input projection: one [T*B, I] x [I, G] matmul for all steps.
         xw = tf.reshape(tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), kernel), [steps, batch, kernel.shape[-1]])
         xw = tf.cast(xw, dtype)
         if b_in is not None:
             xw = xw + b_in
         state0 = tuple(tf.cast(s, dtype) for s in tf.nest.flatten(initial_state))
+        keeps, valid = self._keeps(mask, sequences, training, batch, steps, dtype)
+        if self._extra_gate_state:  # output-gate zoneout carries o'_{t-1} as a third state, from 0
+            state0 = (*state0, tf.zeros_like(state0[0]))
+        update = regularizers.update_factor(self.input_gate_dropout, training, cell.seed_generator, dtype)
+        return _LoopInputs(xw, recurrent_kernel, b_rec, state0, keeps, update, rec_mask, valid)
+
+    def _noisy_kernels(self, training, input_dtype, dtype):
+        """(kernel, recurrent kernel) in their dtypes, with weight noise in training (one draw per
+        call; the variables themselves never change)."""
+        cell = self.cell
+        kernel, recurrent_kernel = tf.cast(cell.kernel, input_dtype), tf.cast(cell.recurrent_kernel, dtype)
+        if not self.weight_noise or training is False or training is None:
+            return kernel, recurrent_kernel
+        noisy = [
+            regularizers.noisy(k, self.weight_noise, cell.seed_generator) for k in (kernel, recurrent_kernel)
+        ]
+        if isinstance(training, tf.Tensor):
+            noisy = [tf.where(training, n, k) for n, k in zip(noisy, (kernel, recurrent_kernel))]
+        return tuple(noisy)
+
+    def _keeps(self, mask, sequences, training, batch, steps, dtype):
+        """(the zoneout keep factors of every state, valid): a padded step and a step dropped by
+        stochastic depth keep the whole state; ``valid`` [T, B, 1] marks the unpadded steps (None
+        without a mask). The output-gate state, when there is one, has no keep of its own."""
+        cell = self.cell
         keeps = keep_factors(
-            cell.zoneout_rates,
-            training,
-            cell.seed_generator,
-            tf.stack([batch, cell.units]),
-            steps,
-            dtype=dtype,
-            share_mask=getattr(cell, "share_mask", False),
-            inference=cell.zoneout_inference,
+            cell.zoneout_rates, training, cell.seed_generator, tf.stack([batch, cell.units]), steps,
+            dtype=dtype, share_mask=getattr(cell, "share_mask", False), inference=cell.zoneout_inference,
             static_mask=self.static_mask,
-            # Padding and stochastic depth are folded into materialised masks.
-            lazy=mask is None and not self.stochastic_depth,
-        )
+            lazy=mask is None and not self.stochastic_depth,  # padding and depth need materialised masks
+        )  # fmt: skip
         whole = regularizers.whole_state_keep(
             self.stochastic_depth, training, cell.seed_generator, batch, steps, dtype
         )
         valid = None
         if mask is not None:
             _check_sequence_mask(mask, sequences)
-            # A padded step keeps the whole state.
             valid = tf.cast(tf.transpose(mask), tf.bool)[:, :, None]  # [T, B, 1]
             whole = regularizers.combine_keeps(whole, tf.logical_not(valid))
-        num_states = len(state0)
         if self._extra_gate_state:
-            # Output-gate zoneout carries o'_{t-1} as a third state, starting at 0.
-            state0 = (*state0, tf.zeros_like(state0[0]))
             keeps = (*keeps, None)
         if whole is not None:
             keeps = tuple(regularizers.combine_keeps(k, whole) for k in keeps)
-        update = regularizers.update_factor(self.input_gate_dropout, training, cell.seed_generator, dtype)
-        penalized = self._state_names.index(self.norm_stabilizer_state)
-        all_states = bool(self.norm_stabilizer) and penalized > 0
-        outputs, final = kernels.run(
-            self._step(),
-            xw,
-            recurrent_kernel,
-            b_rec,
-            state0,
-            keeps,
-            update=update,
-            rec_mask=rec_mask,
-            all_states=all_states,
-            jit_compile=implementation == "xla",
-            inference=training is False or training is None,
-        )
-        sequences_out = outputs if all_states else (outputs,)
-        outputs = sequences_out[0]
-        if self.norm_stabilizer and training is True:
-            self.add_loss(
-                regularizers.norm_stabilizer_loss(
-                    sequences_out[penalized], state0[penalized], self.norm_stabilizer
-                )
-            )
-        outputs = tf.cast(outputs, input_dtype)
-        last_output = outputs[-1]
-        if valid is not None and self.zero_output_for_mask:
-            outputs = outputs * tf.cast(valid, input_dtype)
-        outputs = tf.transpose(outputs, [1, 0, 2]) if self.return_sequences else last_output[:, None]
-        # Final states in the given initial states' dtype (a float32 carried state stays float32).
-        given = tf.nest.flatten(initial_state)
-        return last_output, outputs, [tf.cast(s, g.dtype) for s, g in zip(final[:num_states], given)]
+        return keeps, valid
 
     def inference_step(self, inputs, states):
         """One step at inference (``training=False``), with no loop and no random op: what the

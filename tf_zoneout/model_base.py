@@ -16,6 +16,7 @@ from pathlib import Path
 from tf_zoneout import json_files
 
 METADATA_FILE = "metadata.json"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"  # TF Serving replays it at load
 
 
 class ModelKind(enum.StrEnum):

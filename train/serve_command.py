@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -25,17 +24,17 @@ def run(args) -> int:
     except ImportError:
         print("zoneout serve needs the service extras: pip install -e '.[serve]'")
         return 1
-    os.environ["ZONEOUT_MODEL_BASE"] = str(args.model_base.resolve())
-    if args.tf_serving:
-        os.environ["ZONEOUT_TF_SERVING"] = args.tf_serving
-    if args.no_batching:
-        os.environ["ZONEOUT_BATCHING"] = "false"
+    from tf_zoneout_serve.app import create_app
     from tf_zoneout_serve.auth import exposure_warning
+    from tf_zoneout_serve.settings import Settings
 
+    flags = {"model_base": args.model_base.resolve()}  # the flags; every other setting from ZONEOUT_*
+    if args.tf_serving:
+        flags["tf_serving"] = args.tf_serving
+    if args.no_batching:
+        flags["batching"] = False
     try:
-        from tf_zoneout_serve.app import create_app  # the module builds its default app too
-
-        app = create_app()
+        app = create_app(Settings(**flags))
     except ValueError as error:  # e.g. an unreadable ZONEOUT_API_KEYS file (never a key in the message)
         print(f"zoneout serve: error: {error}", file=sys.stderr)
         return 2

@@ -221,16 +221,8 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
         ``(d_xw [T, B, G], d_u [H, G], d_b_rec [G], d_state0 tuple)``.
     """
     num_steps = tf.shape(state_seqs[0])[0]
-
-    # Hashed masks are materialised once here rather than regenerated per step:
-    # inside the backward loop XLA duplicated the hash into several fusions (+25%).
-    def materialized(keep, state):
-        if isinstance(keep, masks.HashedMask):
-            return masks.materialize_factor(keep, tf.shape(state), num_steps, state.dtype)
-        return keep
-
-    readers = [KeepReader(materialized(k, s), num_steps, s) for k, s in zip(keeps, state0)]
-    update_reader = KeepReader(materialized(update, state0[0]), num_steps, state0[0])
+    readers = [KeepReader(_materialized(k, s, num_steps), num_steps, s) for k, s in zip(keeps, state0)]
+    update_reader = KeepReader(_materialized(update, state0[0], num_steps), num_steps, state0[0])
     d_seq_tas = tuple(None if d is None else _unstack(d, num_steps) for d in d_seqs)
     # prev_seqs[t] = state before step t, i.e. [state0, states[:-1]].
     prev_seqs = tuple(tf.concat([s0[None], seq[:-1]], 0) for s0, seq in zip(state0, state_seqs))
@@ -280,14 +272,26 @@ def backward(step, d_seqs, d_final, u, state0, state_seqs, saved_seqs, keeps, up
     d_state0 = (d_state0[0] + d_h_via_u,) + tuple(d_state0[1:])
     d_xw = grad_tas[0].stack()
     d_rec = grad_tas[-1].stack() if len(grad_tas) == 2 else d_xw
-    hidden = u.shape[0]
-    gates = u.shape[1]
-    prev_h = prev_seqs[0] if rec_mask is None else prev_seqs[0] * rec_mask
-    flat_prev_h = tf.reshape(prev_h, [-1, hidden])
-    flat_d_rec = tf.reshape(d_rec, [-1, gates])
-    d_u = tf.matmul(flat_prev_h, flat_d_rec, transpose_a=True)
-    d_b_rec = tf.reduce_sum(flat_d_rec, 0)
+    d_u, d_b_rec = _recurrent_weight_gradients(prev_seqs[0], d_rec, u, rec_mask)
     return d_xw, d_u, d_b_rec, d_state0
+
+
+def _materialized(keep, state, num_steps):
+    """A hashed keep mask as a [T, B, H] tensor (other keeps as they are). The backward pass
+    materialises hashed masks once rather than regenerating them per step: inside its loop XLA
+    duplicated the hash into several fusions (+25%)."""
+    if isinstance(keep, masks.HashedMask):
+        return masks.materialize_factor(keep, tf.shape(state), num_steps, state.dtype)
+    return keep
+
+
+def _recurrent_weight_gradients(prev_h, d_rec, u, rec_mask):
+    """(d_u [H, G], d_b_rec [G]) from the states before each step ``prev_h`` [T, B, H] and the
+    gradients of the recurrent pre-activations ``d_rec`` [T, B, G]: one matmul over all steps."""
+    prev_h = prev_h if rec_mask is None else prev_h * rec_mask
+    flat_prev_h = tf.reshape(prev_h, [-1, u.shape[0]])
+    flat_d_rec = tf.reshape(d_rec, [-1, u.shape[1]])
+    return tf.matmul(flat_prev_h, flat_d_rec, transpose_a=True), tf.reduce_sum(flat_d_rec, 0)
 
 
 @functools.cache
@@ -378,6 +382,12 @@ def run(
         finals = tuple(s[-1] for s in state_seqs)
         return (state_seqs if all_states else state_seqs[0]), finals
 
+    return _with_hand_gradient(step, xw, u, b_rec, state0, keeps, update, rec_mask, all_states, jit_compile)
+
+
+def _with_hand_gradient(step, xw, u, b_rec, state0, keeps, update, rec_mask, all_states, jit_compile):
+    """``run``'s training path: the forward loop under ``tf.custom_gradient`` whose gradient is the
+    hand-written BPTT (both loops compiled with XLA when ``jit_compile``)."""
     fwd, bwd = _compiled(jit_compile)
     has_b_rec = b_rec is not None
     differentiable = (xw, u) + ((b_rec,) if has_b_rec else ()) + state0
