@@ -63,7 +63,7 @@ def in_graph_vs_python_loop(model_dir: Path, tokens: int = 100, repeats: int = 5
     """Seconds for 100 tokens: one ``serving_default`` call vs one call per token from Python."""
     import tensorflow as tf
 
-    from tf_zoneout.signatures import generate_inputs
+    from tf_zoneout.saved_model.signatures import generate_inputs
 
     generate = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tf_zoneout.model_base import ModelKind
+from tf_zoneout.saved_model.model_base import ModelKind
 from tf_zoneout_serve.errors import ApiError, unknown_model
 from tf_zoneout_serve.metrics import ServiceMetrics
 from tf_zoneout_serve.operations import Operation, require

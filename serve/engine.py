@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 import numpy as np
 from fastapi import Request
 
-from tf_zoneout import signatures
+from tf_zoneout.saved_model import signatures
 from tf_zoneout_serve.batching import OverloadedError
 from tf_zoneout_serve.errors import ApiError
 from tf_zoneout_serve.registry import LoadedModel

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-from tf_zoneout.model_base import ModelKind
+from tf_zoneout.saved_model.model_base import ModelKind
 from tf_zoneout_serve.errors import ApiError
 
 

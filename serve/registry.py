@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tf_zoneout.export_graph import signature_inputs
-from tf_zoneout.model_base import METADATA_FILE, ModelKind, latest_versions, read_metadata
-from tf_zoneout.signatures import SIGNATURES
+from tf_zoneout.saved_model.export_graph import signature_inputs
+from tf_zoneout.saved_model.model_base import METADATA_FILE, ModelKind, latest_versions, read_metadata
+from tf_zoneout.saved_model.signatures import SIGNATURES
 from tf_zoneout_serve.backends import InProcessBackend, TFServingBackend
 from tf_zoneout_serve.batching import Batcher
 from tf_zoneout_serve.operations import OPERATIONS

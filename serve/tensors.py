@@ -43,7 +43,7 @@ def to_arrays(specs: dict[str, dict], given: dict) -> dict[str, np.ndarray]:
 
     Args:
         specs: {input name: {"dtype": "float32", "shape": [None, 784]}} (see
-            ``tf_zoneout.export_graph.signature_inputs``).
+            ``tf_zoneout.saved_model.export_graph.signature_inputs``).
         given: the request's inputs.
 
     Raises:

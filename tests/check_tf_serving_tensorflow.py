@@ -76,7 +76,7 @@ def probe(python, model_base: Path, out: Path, env_extra=None) -> dict:
 
 
 def differences(reference: dict, other: dict) -> list[str]:
-    from tf_zoneout.cc_loader import same_values
+    from tf_zoneout.export import same_values
 
     found = []
     for name, seen in reference.items():
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     here = probe(sys.executable, model_base, workdir / "here.pickle")
-    # The checkout's tf_zoneout (its cc_loader) on the older TensorFlow: PYTHONPATH, not an install.
+    # The checkout's tf_zoneout (tests/cc_loader.py's) on the older TensorFlow: PYTHONPATH, not an install.
     older = probe(python, model_base, workdir / "older.pickle", {"PYTHONPATH": str(REPO)})
     problems = differences(here, older)
     outputs = sum(len(o) for s in here.values() for c in s["cc"].values() for o in c)

@@ -252,7 +252,7 @@ SERVED = {LM: "char_ptb", SEQ2SEQ: "seq2seq", WORD_LM: "word_ptb", CLASSIFIER: "
 @pytest.fixture(scope="session")
 def model_base(tmp_path_factory, smoke_run):
     """MODEL_BASE/NAME/1 for every model of ``SERVED`` (from the session's shared smoke runs)."""
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     root = tmp_path_factory.mktemp("serving")
     for name, task_name in SERVED.items():

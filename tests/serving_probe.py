@@ -121,8 +121,9 @@ def _session_loader_outputs(directory: Path, cases: dict) -> dict:
 
 def probe(model_base: Path) -> dict:
     """{model name: {"kind", "warmup_replayed", "cc": {...}, "session": {...}}} for every model."""
-    from tf_zoneout.cc_loader import CcSavedModel
-    from tf_zoneout.model_base import latest_versions, read_metadata
+    from cc_loader import CcSavedModel
+
+    from tf_zoneout.saved_model.model_base import latest_versions, read_metadata
 
     found = {}
     for name, (_, directory) in latest_versions(model_base).items():

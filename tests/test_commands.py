@@ -34,8 +34,9 @@ def test_an_export_of_an_earlier_version_is_refused_with_the_way_out_and_rebuilt
 ):
     import shutil
 
-    from tf_zoneout.cc_loader import WARMUP_FILE, CcSavedModel
-    from tf_zoneout.model_base import read_metadata
+    from cc_loader import CcSavedModel
+
+    from tf_zoneout.saved_model.model_base import WARMUP_FILE, read_metadata
 
     _, straight, _ = smoke_run("char_ptb", with_trainer=False)
     run_dir = tmp_path / "run"

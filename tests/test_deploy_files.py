@@ -67,7 +67,7 @@ def test_published_models_are_listed_in_a_valid_tf_serving_config(tmp_path):
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     export = tmp_path / "export"
     export.mkdir()
@@ -121,7 +121,7 @@ def _batching_parameters_message():
 def test_published_models_get_tf_serving_batching_parameters_that_parse(tmp_path):
     from google.protobuf import text_format
 
-    from tf_zoneout.model_base import BATCHING_PARAMETERS_FILE, publish
+    from tf_zoneout.saved_model.model_base import BATCHING_PARAMETERS_FILE, publish
     from tf_zoneout_serve.settings import Settings
 
     export = tmp_path / "export"

@@ -68,7 +68,7 @@ def test_curl_lines_and_server_examples_run_against_a_real_server(
     page, smoke_run, tmp_path, monkeypatch, request
 ):
     from bench.local_server import LocalServer
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     monkeypatch.chdir(tmp_path)  # the page's own blocks write models/... here
     for block in PYTHON_BLOCK.findall(page.read_text()):

@@ -1,10 +1,10 @@
-"""tf_zoneout.model_base: the one home of the MODEL_BASE/NAME/VERSION layout."""
+"""tf_zoneout.saved_model.model_base: the one home of the MODEL_BASE/NAME/VERSION layout."""
 
 from __future__ import annotations
 
 import pytest
 
-from tf_zoneout import model_base
+from tf_zoneout.saved_model import model_base
 
 
 def fake_export(folder):

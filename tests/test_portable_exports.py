@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 import tf_zoneout as tz
-from tf_zoneout import export_graph
+from tf_zoneout.saved_model import export_graph
 
 LAYERS = {
     "ZoneoutLSTM": lambda jit: tz.ZoneoutLSTM(

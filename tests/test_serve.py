@@ -19,7 +19,7 @@ from conftest import CLASSIFIER, LM, SEQ2SEQ, SERVED, WORD_LM
 from fastapi.testclient import TestClient
 
 from bench.local_server import LocalServer
-from tf_zoneout.model_base import publish
+from tf_zoneout.saved_model.model_base import publish
 from tf_zoneout_serve.app import create_app
 from tf_zoneout_serve.settings import Settings
 

@@ -1,5 +1,5 @@
-"""The exported signatures' declaration (tf_zoneout.signatures) is what exports have, what the docs
-list, and what export enforces."""
+"""The exported signatures' declaration (tf_zoneout.saved_model.signatures) is what exports have,
+what the docs list, and what export enforces."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_zoneout import export, export_graph, signatures
-from tf_zoneout.model_base import ModelKind
+from tf_zoneout import export
+from tf_zoneout.saved_model import export_graph, signatures
+from tf_zoneout.saved_model.model_base import ModelKind
 
 EXPORT_DOC = Path(__file__).parent.parent / "docs" / "guide" / "export.md"
 

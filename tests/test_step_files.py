@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_zoneout import export_graph, step_files
-from tf_zoneout.model_base import read_metadata
-from tf_zoneout.signatures import generate_inputs, read_inputs, resume_inputs, text_inputs
-from tf_zoneout.text_codec import VOCABULARY_FILE
+from tf_zoneout import step_files
+from tf_zoneout.saved_model import export_graph
+from tf_zoneout.saved_model.model_base import read_metadata
+from tf_zoneout.saved_model.signatures import generate_inputs, read_inputs, resume_inputs, text_inputs
+from tf_zoneout.saved_model.text_codec import VOCABULARY_FILE
 from tf_zoneout_train.cli import main
 
 EXAMPLE = Path(__file__).parent.parent / "docs" / "examples" / "decode_outside_tensorflow.py"

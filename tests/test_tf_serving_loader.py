@@ -1,7 +1,7 @@
 """Exports load and answer the way TF Serving loads them: TensorFlow's C++ loader and session loader.
 
 TF Serving's binary cannot be installed here; it links TensorFlow's C++ ``LoadSavedModel``, which
-the C API's ``TF_LoadSessionFromSavedModel`` calls (``tf_zoneout.cc_loader``), so that is what
+the C API's ``TF_LoadSessionFromSavedModel`` calls (``tests/cc_loader.py``), so that is what
 these tests load through, in a fresh process, alongside ``tf.compat.v1.saved_model.load``.
 """
 
@@ -16,14 +16,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from cc_loader import CcLoaderError, CcSavedModel
 from conftest import SERVED
 from serving_probe import cases_for
 
 import tf_zoneout as tz
-from tf_zoneout import cc_loader, export_graph, signatures
 from tf_zoneout import export as export_lib
-from tf_zoneout.cc_loader import CcLoaderError, CcSavedModel, same_values
-from tf_zoneout.model_base import ModelKind, read_metadata
+from tf_zoneout.saved_model import export_graph, signatures
+from tf_zoneout.saved_model.model_base import WARMUP_FILE, ModelKind, read_metadata
 
 PROBE = Path(__file__).with_name("serving_probe.py")
 
@@ -42,7 +42,7 @@ def probed(model_base, tmp_path_factory):
 def assert_same_outputs(expected: dict, actual: dict, what: str):
     assert set(expected) == set(actual), what
     for key in expected:
-        assert same_values(expected[key], actual[key]), f"{what}: output {key!r} differs"
+        assert export_lib.same_values(expected[key], actual[key]), f"{what}: output {key!r} differs"
 
 
 def test_every_signature_of_every_kind_answers_through_both_loaders_as_in_python(probed, model_base):
@@ -83,7 +83,7 @@ def test_warmup_requests_cover_every_signature_and_replay_through_the_cc_loader(
     from tensorflow_serving.apis import prediction_log_pb2
 
     for name, seen in probed.items():
-        path = model_base / name / "1" / cc_loader.WARMUP_FILE
+        path = model_base / name / "1" / WARMUP_FILE
         logs = [
             prediction_log_pb2.PredictionLog.FromString(r)
             for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 from conftest import shared_data_dir
 
-from tf_zoneout.model_base import ModelKind
-from tf_zoneout.signatures import SIGNATURES, generate_inputs
+from tf_zoneout.saved_model.model_base import ModelKind
+from tf_zoneout.saved_model.signatures import SIGNATURES, generate_inputs
 from tf_zoneout_train import analysis, tasks
 from tf_zoneout_train import config as config_lib
 from tf_zoneout_train.loop import Trainer

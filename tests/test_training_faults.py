@@ -219,7 +219,7 @@ def test_a_damaged_metrics_json_is_named_in_one_line(finished_run, tfds_dir, cap
 
 
 def test_a_damaged_export_metadata_is_named_by_sample_and_skipped_by_the_service(smoke_run, tmp_path, capsys):
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     shared_data_dir()
     _, straight, _ = smoke_run("char_ptb", with_trainer=False)
@@ -232,7 +232,7 @@ def test_a_damaged_export_metadata_is_named_by_sample_and_skipped_by_the_service
 
 def test_run_files_are_written_atomically(tmp_path, monkeypatch):
     """A crash while writing leaves the previous file whole (the new one goes to a temporary file)."""
-    from tf_zoneout import json_files
+    from tf_zoneout.saved_model import json_files
 
     path = json_files.write_json(tmp_path / "metrics.json", {"epochs": [1]})
 

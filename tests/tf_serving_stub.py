@@ -3,7 +3,7 @@
 It serves MODEL_BASE/NAME/VERSION SavedModels through the real ``tensorflow-serving-api``
 protocol (``PredictionService/Predict``: model_spec name, version, signature_name; TensorProto
 inputs and outputs). Models are loaded as TF Serving loads them: by TensorFlow's C++ loader
-(``TF_LoadSessionFromSavedModel``, through ``tf_zoneout.cc_loader``), then warmed up by replaying
+(``TF_LoadSessionFromSavedModel``, through ``tests/cc_loader.py``), then warmed up by replaying
 the export's ``assets.extra/tf_serving_warmup_requests``; a model that fails either is not served.
 What it does not reproduce: TF Serving's own batching and version policy.
 """
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import grpc
 import tensorflow as tf
+from cc_loader import CcLoaderError, CcSavedModel
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-from tf_zoneout.cc_loader import CcLoaderError, CcSavedModel
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):

@@ -1,5 +1,5 @@
 """SavedModel exports with text-in/text-out signatures, whose inputs and outputs are declared in
-``tf_zoneout.signatures`` (and listed in docs/guide/export.md).
+``tf_zoneout.saved_model.signatures`` (and listed in docs/guide/export.md).
 
 - ``export_language_model``: ``serving_default`` generates (``signatures.GENERATE``: prompt,
   max_new_tokens, temperature, top_k, top_p, seed -> text, logprob, num_tokens, ...) and ``score``
@@ -42,9 +42,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_zoneout import export_graph, sampling
-from tf_zoneout.model_base import METADATA_FILE, WARMUP_FILE, ModelKind
-from tf_zoneout.signatures import (
+from tf_zoneout.saved_model import export_graph, sampling
+from tf_zoneout.saved_model.model_base import METADATA_FILE, WARMUP_FILE, ModelKind
+from tf_zoneout.saved_model.signatures import (
     ANSWER,
     CLASSIFY,
     GENERATE,
@@ -60,7 +60,7 @@ from tf_zoneout.signatures import (
     resume_inputs,
     text_inputs,
 )
-from tf_zoneout.text_codec import VOCABULARY_FILE, CodecSpec, TextCodec, vocabulary_document
+from tf_zoneout.saved_model.text_codec import VOCABULARY_FILE, CodecSpec, TextCodec, vocabulary_document
 
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
@@ -459,8 +459,9 @@ class ClassifierModule:
 
 
 def _check_declared(module) -> None:
-    """The module's signatures are its kind's in ``tf_zoneout.signatures``: the same keys, and each
-    traced function returns exactly the declared outputs (their inputs come from the declaration).
+    """The module's signatures are its kind's in ``tf_zoneout.saved_model.signatures``: the same keys,
+    and each traced function returns exactly the declared outputs (their inputs come from the
+    declaration).
 
     Raises:
         ExportError: a signature is missing, extra or returns other outputs.
@@ -528,7 +529,13 @@ def _write_warmup(module, directory: Path) -> Path | None:
 
 def same_values(expected: np.ndarray, actual: np.ndarray, tolerance: float = 1e-5) -> bool:
     """Whether two signature outputs agree: the same shape, equal strings and integers, floats within
-    ``tolerance`` (relative and absolute: the same kernels can sum in another order)."""
+    ``tolerance`` (relative and absolute: the same kernels can sum in another order).
+
+    Args:
+        expected: the in-memory model's output.
+        actual: the loaded model's output.
+        tolerance: for floats, the relative and absolute tolerance.
+    """
     expected, actual = np.asarray(expected), np.asarray(actual)
     if expected.shape != actual.shape:
         return False

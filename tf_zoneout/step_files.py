@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tf_zoneout.model_base import read_metadata
+from tf_zoneout.saved_model.model_base import read_metadata
 
 FILES = {"tflite": "step.tflite", "onnx": "step.onnx"}
 # The Python modules each format needs: to convert it and to run it for the check.

@@ -14,9 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tf_zoneout.cc_loader import WARMUP_FILE
-from tf_zoneout.json_files import DamagedFileError
-from tf_zoneout.model_base import read_metadata
+from tf_zoneout.saved_model.json_files import DamagedFileError
+from tf_zoneout.saved_model.model_base import WARMUP_FILE, read_metadata
 
 # Keys of metadata.json that the exporter writes itself (the rest come from the run).
 EXPORTER_KEYS = ("kind", "level", "vocab_size", "dataset", "signatures", "step")
@@ -71,7 +70,7 @@ def publish_with_step_files(export: Path, model_base: Path, name: str, formats: 
         StepFileError: a converter is missing, fails, or disagrees with the export.
     """
     from tf_zoneout import step_files
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     missing = step_files.missing_modules(formats)
     if missing:  # before any work
@@ -88,7 +87,7 @@ def publish_with_step_files(export: Path, model_base: Path, name: str, formats: 
 
 
 def run(args) -> int:
-    from tf_zoneout.model_base import publish
+    from tf_zoneout.saved_model.model_base import publish
 
     name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", args.run_dir.resolve().name)
     export = args.run_dir / "export"

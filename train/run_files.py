@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tf_zoneout import json_files
-from tf_zoneout.json_files import DamagedFileError, write_json
+from tf_zoneout.saved_model import json_files
+from tf_zoneout.saved_model.json_files import DamagedFileError, write_json
 
 __all__ = ["DamagedFileError", "plot_learning_curve", "read_json", "write_json"]
 

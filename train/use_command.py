@@ -11,9 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from tf_zoneout import signatures
-from tf_zoneout.json_files import DamagedFileError
-from tf_zoneout.model_base import ModelKind, read_metadata, resolve_export
+from tf_zoneout.saved_model import signatures
+from tf_zoneout.saved_model.json_files import DamagedFileError
+from tf_zoneout.saved_model.model_base import ModelKind, read_metadata, resolve_export
 
 
 def _load(path: Path, command: str):

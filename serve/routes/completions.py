@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tf_zoneout import signatures
+from tf_zoneout.saved_model import signatures
 from tf_zoneout_serve import completions, errors
 from tf_zoneout_serve.dependencies import MetricsDep, RegistryDep, SettingsDep, named_model
 from tf_zoneout_serve.engine import (

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from tf_zoneout import signatures
-from tf_zoneout.model_base import ModelKind
+from tf_zoneout.saved_model import signatures
+from tf_zoneout.saved_model.model_base import ModelKind
 from tf_zoneout_serve.dependencies import MetricsDep, SettingsDep, model_offering
 from tf_zoneout_serve.engine import Generation, Prompt, Sampling, new_seed, run_signature
 from tf_zoneout_serve.errors import ApiError, ErrorBody, responses

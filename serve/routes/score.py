@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
 from fastapi import APIRouter, Request
 
-from tf_zoneout import signatures
+from tf_zoneout.saved_model import signatures
 from tf_zoneout_serve.dependencies import SettingsDep, model_offering
 from tf_zoneout_serve.engine import run_signature, score_body
 from tf_zoneout_serve.errors import responses

@@ -11,7 +11,7 @@ completions URL, as lm-evaluation-harness does, works with any of several models
 # No `from __future__ import annotations`: the body types are local names FastAPI must resolve.
 from fastapi import APIRouter, Request
 
-from tf_zoneout import signatures
+from tf_zoneout.saved_model import signatures
 from tf_zoneout_serve.dependencies import RegistryDep, SettingsDep, named_model
 from tf_zoneout_serve.engine import read_ids, run_signature
 from tf_zoneout_serve.errors import responses

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tf_zoneout import json_files
+from tf_zoneout.saved_model import json_files
 
 METADATA_FILE = "metadata.json"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"  # TF Serving replays it at load

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tf_zoneout.model_base import ModelKind
+from tf_zoneout.saved_model.model_base import ModelKind
 
 TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API allows up to 5)
 
