@@ -86,17 +86,21 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/bench/serve_startup.json"))
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
+    args.out, args.doc = args.out.resolve(), args.doc.resolve()
     samples: dict[str, list[tuple[float, int]]] = {f"before ({args.before})": [], "this checkout": []}
     with tempfile.TemporaryDirectory(prefix="serve-startup-") as scratch:
         scratch = Path(scratch)
         model_base = scratch / "models"
         demo_sized_export(model_base)
         before = checkout(args.before, scratch)
+        here = Path.cwd()
+        os.chdir(scratch)  # `python -m` puts the working folder first on sys.path: not this checkout's
         try:
             for _ in range(args.repeats):
                 for name, path in zip(samples, (before, None)):
                     samples[name].append(start_once(model_base, path))
         finally:
+            os.chdir(here)
             subprocess.run(["git", "worktree", "remove", "--force", str(scratch / "tree")], cwd=REPO)
     result = {
         "command": "python -m bench.serve_startup " + " ".join(sys.argv[1:] if argv is None else argv),
