@@ -11,8 +11,10 @@ import math
 
 import numpy as np
 
+from tf_zoneout.errors import ZoneoutError
 
-class InputError(ValueError):
+
+class InputError(ZoneoutError, ValueError):
     """A predict request's inputs do not fit the signature; the message says which input and why."""
 
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tf_zoneout_train import config as config_lib
+from tf_zoneout_train import presets
 
 # (task, preset, field, value, where the paper (or Zaremba et al.) says so)
 PAPER_VALUES = [
@@ -110,8 +111,8 @@ def _dry_run(capsys, *args) -> subprocess.CompletedProcess:
 def test_dry_run_prints_the_resolved_configuration_for_every_task_and_preset(tmp_path, capsys):
     # One process resolves them all (a process per pair would cost a TensorFlow import each);
     # the command itself is run once below.
-    for task, presets in config_lib.PRESET_VALUES.items():
-        for preset in presets:
+    for task, of_task in presets.PRESET_VALUES.items():
+        for preset in of_task:
             if preset == "base":
                 continue
             shown = json.loads(config_lib.resolve(task, preset).to_json())

@@ -7,12 +7,12 @@ import inspect
 import pytest
 
 from tf_zoneout_train import config as config_lib
-from tf_zoneout_train import task_registry
+from tf_zoneout_train import presets, task_registry
 from tf_zoneout_train.task_registry import TaskFamily, task_info
 
 
 def test_every_task_has_a_preset_and_loadable_code_with_the_data_parameters():
-    assert set(config_lib.PRESET_VALUES) == set(task_registry.TASK_NAMES)
+    assert set(presets.PRESET_VALUES) == set(task_registry.TASK_NAMES)
     for task in task_registry.TASKS:
         entry = task.load()
         parameters = inspect.signature(entry).parameters

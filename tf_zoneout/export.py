@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout.saved_model import export_graph, sampling
 from tf_zoneout.saved_model.model_base import METADATA_FILE, WARMUP_FILE, ModelKind
 from tf_zoneout.saved_model.signatures import (
@@ -65,7 +66,7 @@ from tf_zoneout.saved_model.text_codec import VOCABULARY_FILE, CodecSpec, TextCo
 MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
 
-class ExportError(RuntimeError):
+class ExportError(ZoneoutError, RuntimeError):
     """The SavedModel could not be written, or does not serve as the in-memory model does."""
 
 

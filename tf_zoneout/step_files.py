@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout.saved_model.model_base import read_metadata
 
 FILES = {"tflite": "step.tflite", "onnx": "step.onnx"}
@@ -32,7 +33,7 @@ GREEDY_STEPS = 48
 TOLERANCE = 1e-4  # on log-probabilities and states (float32 kernels of three runtimes)
 
 
-class StepFileError(RuntimeError):
+class StepFileError(ZoneoutError, RuntimeError):
     """A step file could not be converted, or does not compute what the export's ``step`` does."""
 
 

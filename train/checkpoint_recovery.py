@@ -18,11 +18,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tf_zoneout.errors import ZoneoutError
+
 DAMAGED_DIR = "damaged"
 _CHECKPOINT = re.compile(r"^(?P<prefix>.+-(?P<number>\d+))\.index$")
 
 
-class NoValidCheckpointError(RuntimeError):
+class NoValidCheckpointError(ZoneoutError, RuntimeError):
     """Checkpoints exist, but none of them reads back whole."""
 
 

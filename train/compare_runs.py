@@ -36,8 +36,8 @@ def label_of(config: dict) -> str:
 
 def summary(run_dir: Path, partial: bool = False) -> dict:
     """A run's label, metric name, per-epoch curves and final test metrics (None while unfinished)."""
-    config = run_files.read_json(run_dir / "config.json")
-    metrics = run_files.read_json(run_dir / "metrics.json")
+    config = run_files.read_json(run_dir / "config.json", None)
+    metrics = run_files.read_json(run_dir / "metrics.json", None)
     finished = metrics is not None and "final" in (metrics or {})
     if config is None or metrics is None or not (finished or partial):
         raise SystemExit(

@@ -7,6 +7,8 @@ import os
 
 import tensorflow as tf
 
+from tf_zoneout_train.config import ConfigError
+
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """ "default" (one device), "mirrored" (all local GPUs, else the CPU) or "multi_worker" (TF_CONFIG)."""
@@ -16,11 +18,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise ConfigError(
                 "--strategy multi_worker needs the TF_CONFIG environment variable (cluster and task)"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}")
+    raise ConfigError(f"unknown strategy {name!r}")
 
 
 def worker_index() -> int:

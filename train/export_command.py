@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tf_zoneout.saved_model.json_files import DamagedFileError
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout.saved_model.model_base import WARMUP_FILE, read_metadata
 
 # Keys of metadata.json that the exporter writes itself (the rest come from the run).
@@ -109,7 +109,7 @@ def run(args) -> int:
             target = publish_with_step_files(export, args.model_base, name, formats)
         else:
             target = publish(export, args.model_base, name)
-    except (ValueError, FileNotFoundError, DamagedFileError, RuntimeError) as error:
+    except (ZoneoutError, FileNotFoundError) as error:  # anything else keeps its traceback
         print(f"zoneout export: error: {error}", file=sys.stderr)
         return 1
     print(f"exported {args.run_dir} as {name} version {target.name}: {target}")

@@ -35,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout_train import checkpoint_recovery, distribute, run_files, stop_signals
-from tf_zoneout_train.config import RESUMES_KEY, RunConfig
+from tf_zoneout_train.config import RESUMES_KEY, ConfigError, RunConfig
 from tf_zoneout_train.run_lock import RunLock
 from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
 
@@ -48,11 +49,11 @@ PLOT_EVERY_SECONDS = 30.0
 INITIAL_LOSS_SCALE = 2.0**15
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(ZoneoutError, RuntimeError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
-class RunFolderError(RuntimeError):
+class RunFolderError(ZoneoutError, RuntimeError):
     """The run folder cannot be used as asked (exists without --resume, or missing with it)."""
 
 
@@ -251,7 +252,7 @@ class Trainer:
             self.strategy = distribute.make_strategy(config.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % self.replicas:
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size={config.batch_size} does not split over {self.replicas} replicas; "
                 "use a multiple of the replica count"
             )

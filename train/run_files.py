@@ -20,10 +20,17 @@ FIXES = {
 }
 
 
-def read_json(path: str | os.PathLike, default=None, fix: str | None = None):
-    """A run file's JSON (``default`` if absent); a damaged one raises ``DamagedFileError`` naming it."""
+def read_json(path: str | os.PathLike, *default, fix: str | None = None):
+    """``json_files.read_json`` of a run file (the same rule for a missing file: ``default`` if
+    given, else FileNotFoundError), with the fix that suits the file in the message of a damaged one.
+
+    Args:
+        path: the run file.
+        *default: what a missing file reads as (none given: it must exist).
+        fix: what to tell the user to do with a damaged file (default: the file's own advice).
+    """
     fix = fix or FIXES.get(Path(path).name, "restore it from a copy, or start a new run")
-    return json_files.read_json(path, default, fix)
+    return json_files.read_json(path, *default, fix=fix)
 
 
 def plot_learning_curve(history: list[dict], metric: str, path: str | os.PathLike, title: str) -> Path:

@@ -15,10 +15,12 @@ import socket
 import time
 from pathlib import Path
 
+from tf_zoneout.errors import ZoneoutError
+
 LOCK_FILE = ".lock"
 
 
-class RunFolderInUseError(RuntimeError):
+class RunFolderInUseError(ZoneoutError, RuntimeError):
     """Another trainer is working in this run folder."""
 
 

@@ -16,10 +16,12 @@ import signal
 import tempfile
 import threading
 
+from tf_zoneout.errors import ZoneoutError
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class StoppedBySignalError(RuntimeError):
+class StoppedBySignalError(ZoneoutError, RuntimeError):
     """Training stopped on a signal after checkpointing; ``exit_status`` is 128 + the signal number."""
 
     def __init__(self, message: str, signal_number: int):

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout_train import config as config_lib
 from tf_zoneout_train.task_registry import TASKS, TaskFamily, task_info
 
@@ -69,8 +70,6 @@ def resolve_config(args) -> config_lib.RunConfig:
 
 
 def run(args) -> int:
-    from tf_zoneout.data import DataError
-
     try:
         config = resolve_config(args)
     except config_lib.ConfigError as error:
@@ -81,11 +80,8 @@ def run(args) -> int:
         return 0
     run_dir = Path(args.run_dir or f"runs/{config.task}-{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"configuration ({config.task}, preset {config.preset}):\n{config.to_json()}", flush=True)
-    from tf_zoneout.export import ExportError
-    from tf_zoneout_train.checkpoint_recovery import NoValidCheckpointError
     from tf_zoneout_train.distribute import make_strategy
-    from tf_zoneout_train.loop import RunFolderError, Trainer, TrainingDivergedError
-    from tf_zoneout_train.run_lock import RunFolderInUseError
+    from tf_zoneout_train.loop import Trainer
     from tf_zoneout_train.stop_signals import StoppedBySignalError
 
     try:
@@ -103,15 +99,7 @@ def run(args) -> int:
     except StoppedBySignalError as stopped:
         print(f"zoneout train: {stopped}", file=sys.stderr, flush=True)
         return stopped.exit_status  # 143 after SIGTERM, 130 after SIGINT
-    except (
-        RunFolderError,
-        RunFolderInUseError,
-        NoValidCheckpointError,
-        ExportError,
-        TrainingDivergedError,
-        DataError,
-        ValueError,
-    ) as error:
+    except ZoneoutError as error:  # what the user can fix; anything else keeps its traceback
         print(f"zoneout train: error: {error}", file=sys.stderr)
         return 1
     return 0

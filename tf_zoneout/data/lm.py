@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tf_zoneout.data import vocab as vocab_lib
 from tf_zoneout.data.builders_common import prepared_builder
+from tf_zoneout.data.sources import DataError
 
 LM_DATASETS = ("ptb_char", "ptb_word", "text8")
 
@@ -127,14 +128,15 @@ def contiguous_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tf.dat
         seq_len: T, the window.
 
     Raises:
-        ValueError: ``batch_size`` or ``seq_len`` is not positive, or the stream is too short.
+        ValueError: ``batch_size`` or ``seq_len`` is not positive.
+        DataError: the stream is too short for one batch.
     """
     if batch_size <= 0 or seq_len <= 0:
         raise ValueError(f"batch_size and seq_len must be positive; got {batch_size} and {seq_len}")
     row_len = len(ids) // batch_size
     num_batches = (row_len - 1) // seq_len
     if num_batches < 1:
-        raise ValueError(
+        raise DataError(
             f"a stream of {len(ids)} tokens is too short for batch_size={batch_size}, seq_len={seq_len}"
         )
     rows = tf.constant(np.asarray(ids[: batch_size * row_len]).reshape(batch_size, row_len))

@@ -20,6 +20,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from tf_zoneout.errors import ZoneoutError
+
 DATA_DIR_ENV = "ZONEOUT_DATA_DIR"
 
 PTB_URL = "http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"
@@ -27,7 +29,7 @@ MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 
 
-class DataError(RuntimeError):
+class DataError(ZoneoutError, RuntimeError):
     """A data file is missing, truncated or corrupt; the message says which and how to fix it."""
 
 

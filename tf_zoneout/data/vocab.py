@@ -10,6 +10,8 @@ import os
 import string
 from pathlib import Path
 
+from tf_zoneout.data.sources import DataError
+
 EOS = "<eos>"  # PTB word: one per line, as in Mikolov's setup
 EOL = "<eol>"  # PTB char: one end-of-line symbol per line
 
@@ -89,7 +91,7 @@ class Vocabulary:
 def build_vocabulary(dataset: str, train_texts) -> Vocabulary:
     """The vocabulary of a data set from its training examples' texts.
 
-    text8's is fixed (space + a-z). Raises ValueError if the size differs from the
+    text8's is fixed (space + a-z). Raises DataError if the size differs from the
     published one (a sign of wrong data).
     """
     if dataset == "text8":
@@ -101,7 +103,7 @@ def build_vocabulary(dataset: str, train_texts) -> Vocabulary:
     unknown = "<unk>" if dataset == "ptb_word" else None
     vocab = Vocabulary(dataset, tokens, eol, unknown)
     if len(vocab) != EXPECTED_SIZES[dataset]:
-        raise ValueError(
+        raise DataError(
             f"{dataset}: the training split gives {len(vocab)} token types, expected "
             f"{EXPECTED_SIZES[dataset]}; the data is not the standard {dataset}."
         )

@@ -12,10 +12,12 @@ import json
 import os
 from pathlib import Path
 
+from tf_zoneout.errors import ZoneoutError
+
 _REQUIRED = object()
 
 
-class DamagedFileError(ValueError):
+class DamagedFileError(ZoneoutError, ValueError):
     """A file cannot be read as what it should be; the message names it and says what to do."""
 
 
@@ -39,12 +41,17 @@ def read_json(path: str | os.PathLike, default=_REQUIRED, fix: str = "restore it
 
 
 def write_json(path: str | os.PathLike, data) -> Path:
-    """Write ``data`` as JSON through a flushed temporary file and a rename (never half-written)."""
+    """Write ``data`` as JSON, whole or not at all (``write_text``)."""
+    return write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` through a flushed temporary file and a rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from tf_zoneout.errors import ZoneoutError
 from tf_zoneout.saved_model import json_files
 
 METADATA_FILE = "metadata.json"
@@ -36,7 +37,11 @@ class ModelKind(enum.StrEnum):
             return cls(kind)
         except ValueError:
             known = ", ".join(k.value for k in cls)
-            raise ValueError(f"{METADATA_FILE}: unknown kind {kind!r} (known: {known})") from None
+            raise ModelBaseError(f"{METADATA_FILE}: unknown kind {kind!r} (known: {known})") from None
+
+
+class ModelBaseError(ZoneoutError, ValueError):
+    """A model name, or metadata, that the model base layout does not allow."""
 
 
 SERVING_CONFIG_FILE = "models.config"
@@ -86,10 +91,10 @@ def check_model_name(name: str) -> str:
         name: the model name to check.
 
     Raises:
-        ValueError: it is not; the message says what is allowed.
+        ModelBaseError: it is not; the message says what is allowed.
     """
     if not is_model_name(name):
-        raise ValueError(
+        raise ModelBaseError(
             f"model name {name!r} must be 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
@@ -222,14 +227,8 @@ def write_serving_config(model_base: Path, serving_base: str = "/models") -> Pat
         for name in names
     )
     path = model_base / SERVING_CONFIG_FILE
-    _write_atomically(path, f"model_config_list {{\n{entries}}}\n")
+    json_files.write_text(path, f"model_config_list {{\n{entries}}}\n")
     batching = model_base / BATCHING_PARAMETERS_FILE
     if not batching.exists():  # an operator's own tuning is kept
-        _write_atomically(batching, BATCHING_PARAMETERS)
+        json_files.write_text(batching, BATCHING_PARAMETERS)
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

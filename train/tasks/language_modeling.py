@@ -12,6 +12,7 @@ from tf_zoneout import export as export_lib
 from tf_zoneout.data import lm
 from tf_zoneout.models import LanguageModel
 from tf_zoneout.models.language_model import token_nll
+from tf_zoneout_train.config import ConfigError
 from tf_zoneout_train.task_registry import task_info
 from tf_zoneout_train.tasks.base import Task, recurrent_spec
 
@@ -29,7 +30,7 @@ class LanguageModelingTask(Task):
     def __init__(self, config, tfds_dir=None, data_dir=None):
         super().__init__(config)
         if config.cell == "bn_lstm":
-            raise ValueError(
+            raise ConfigError(
                 "recurrent batch normalization is available for pmnist; its per-time-step statistics "
                 "do not suit generation from a language model"
             )
