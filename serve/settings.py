@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tf_zoneout_serve.schemas import largest_request_bytes
+from tf_zoneout_serve.schemas import MAX_NEW_TOKENS, MAX_TEXT_CHARS, largest_request_bytes
 
 
 class Settings(BaseSettings):
@@ -34,8 +34,12 @@ class Settings(BaseSettings):
     max_queue: int = Field(64, ge=1, description="requests waiting per model; more get 503")
     model_concurrency: int = Field(1, ge=1, le=64, description="model calls running at once per model")
     max_body_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
-    max_new_tokens: int = Field(1000, ge=1, le=4096, description="largest max_new_tokens a request may ask")
-    max_text_chars: int = Field(20_000, ge=1, description="longest prompt or scored text, in characters")
+    max_new_tokens: int = Field(
+        MAX_NEW_TOKENS, ge=1, le=4096, description="largest max_new_tokens a request may ask"
+    )
+    max_text_chars: int = Field(
+        MAX_TEXT_CHARS, ge=1, description="longest prompt or scored text, in characters"
+    )
     poll_seconds: float = Field(2.0, gt=0, description="how often the model base is checked for new versions")
     stream_chunk_tokens: int = Field(
         64, ge=1, le=256, description="tokens per streamed piece (one model call continuing from the state)"
