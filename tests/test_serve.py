@@ -703,6 +703,45 @@ def test_token_id_prompts_echo_one_logprob_per_id_the_first_null(openai_client, 
     assert own.completions.create(prompt=ids, **both).choices[0].text == from_text
 
 
+def test_concurrent_requests_of_different_widths_batch_as_they_answer_alone(openai_client, live_server):
+    """Requests merged into one model call pad to the widest row (token ids of different lengths, a
+    logit_bias row beside none, token counts of a resumed piece beside a first call): each answers as
+    it does alone."""
+    requests = [
+        dict(prompt=[24, 2, 9, 1], max_tokens=0, echo=True, logprobs=1),
+        dict(prompt=[24, 2], max_tokens=0, echo=True, logprobs=1),
+        dict(prompt="the ", max_tokens=20, temperature=0, logit_bias={"3": 3.0}),
+        dict(prompt="the ", max_tokens=20, seed=2, frequency_penalty=1.0),
+        dict(prompt=[24, 5, 5, 5, 5, 5], max_tokens=12, seed=3),
+    ]
+
+    def ask(request):
+        choice = openai_client.completions.create(model=LM, **request).choices[0]
+        return choice.text, choice.logprobs.token_logprobs if choice.logprobs else None
+
+    def merged_requests() -> float:  # requests that shared a model call with another, so far
+        metrics = httpx.get(f"{live_server.url}/metrics").text
+        found = re.findall(
+            r'zoneout_batch_size_(sum|count)\{model="' + LM + r'",signature="[a-z_]+"\} (\S+)', metrics
+        )
+        return sum(float(v) if kind == "sum" else -float(v) for kind, v in found)
+
+    alone = [ask(r) for r in requests]
+    before = merged_requests()
+    with ThreadPoolExecutor(len(requests) * 3) as pool:
+        together = list(pool.map(ask, requests * 3))
+    assert merged_requests() > before  # some of them did run in one call
+    for i, (text, logprobs) in enumerate(together):
+        expected_text, expected_logprobs = alone[i % len(requests)]
+        assert text == expected_text
+        if expected_logprobs is not None:
+            np.testing.assert_allclose(
+                [v for v in logprobs if v is not None],
+                [v for v in expected_logprobs if v is not None],
+                atol=1e-5,
+            )
+
+
 LM_EVAL_TASKS = {
     "zoneout_choice.yaml": """task: zoneout_choice
 dataset_path: json
