@@ -139,9 +139,9 @@ class Tokens:
     def without_first_value(self) -> Tokens:
         """These tokens with no log-probability or alternatives for the first (a prompt of token ids:
         nothing precedes its first token, as OpenAI's echo reports it)."""
-        head = slice(0, 1)
-        return Tokens(self.tokens, [None] * len(self.logprobs[head]) + self.logprobs[1:],
-                      [None] * len(self.top[head]) + self.top[1:], self.offsets)  # fmt: skip
+        if not self.tokens:
+            return self
+        return Tokens(self.tokens, [None, *self.logprobs[1:]], [None, *self.top[1:]], self.offsets)
 
     def extend(self, other: Tokens) -> None:
         self.tokens += other.tokens

@@ -57,7 +57,7 @@ async def prepare(model, prompt: str | list[int], body, request: Request, settin
         outputs = await read_ids(model, prompt, request, settings)
         state = Prompt(state=outputs["state"][:1], num_tokens=len(prompt))
         return PreparedPrompt(state, read_tokens(outputs, len(prompt)) if body.echo else None, len(prompt))
-    if not (body.echo or not body.max_tokens):
+    if body.max_tokens and not body.echo:  # nothing to score: generation counts the prompt
         return PreparedPrompt(Prompt(text=prompt))
     scored = await run_signature(
         model, signatures.SCORE.key, signatures.text_inputs([prompt]), request, settings
