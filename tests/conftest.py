@@ -307,6 +307,16 @@ def latest_weights(run_dir, tfds_dir):
 TINY_SEQ2SEQ = ["--units", "8", "--num-layers", "1", "--eval-examples", "16"]
 
 
+def final_weights_digests(outputs) -> set[str]:
+    """The distinct weight digests that processes' outputs report (each prints one
+    ``final weights sha256`` line at the end of a run)."""
+    digests = []
+    for out in outputs:
+        (line,) = [x for x in out.splitlines() if "final weights sha256" in x]
+        digests.append(line.rsplit(" ", 1)[1])
+    return set(digests)
+
+
 def multi_worker_processes(run_dir, flags=(), resume=False, workers=2):
     """``zoneout train seq2seq --preset smoke --strategy multi_worker`` as ``workers`` localhost
     processes sharing ``run_dir`` (worker 0 is the chief); returns their Popen objects (output

@@ -23,10 +23,8 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,10 +34,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from tf_zoneout.errors import ZoneoutError
-from tf_zoneout_train import checkpoint_recovery, distribute, run_files, stop_signals
+from tf_zoneout_train import distribute, run_files
 from tf_zoneout_train.config import RESUMES_KEY, ConfigError, RunConfig
-from tf_zoneout_train.run_lock import RunLock
-from tf_zoneout_train.stop_signals import StoppedBySignalError, StopSignals
+from tf_zoneout_train.stop_signals import StoppedBySignalError
 
 # The learning curve is redrawn after an epoch only if the last drawing is this old (and always at
 # the end of the run): drawing it takes 0.4-1 s, which runs of many short epochs paid every epoch.
@@ -226,10 +223,11 @@ class Trainer:
         self.config: RunConfig = task.config
         self.run_dir = Path(run_dir)
         self.resume = resume
-        self.chief = distribute.is_chief()
+        self.topology = distribute.topology()
+        self.chief = self.topology.chief
         self.show_progress = show_progress and self.chief
         self._last_plot = time.monotonic()  # the first epoch's curve is drawn if it took long enough
-        self._stop = None  # the StopSignals of a running ``run()``
+        self._stop = None  # the StopSignals of a running single-process ``run()``
         self._preemption = None  # multi-worker runs: TensorFlow's PreemptionCheckpointHandler
         self._stopped_at = ""  # where a preempted multi-worker run saved (its exit message)
         self._check_run_dir()
@@ -282,15 +280,14 @@ class Trainer:
             task=self.task.state_variables(),
             carry=self.carry_store,
         )
-        checkpoint_dir = self.run_dir / "checkpoints"
-        if not self.chief:  # every worker takes part in saving; only the chief's copy is kept
-            checkpoint_dir = Path(tempfile.mkdtemp(prefix="zoneout-worker-ckpt-"))
+        # Every worker of a cluster takes part in saving; only the chief's copy is kept.
+        checkpoint_dir = self.topology.folder(self.run_dir, "checkpoints")
         self.manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
-        best_dir = self.run_dir / "best" if self.chief else Path(tempfile.mkdtemp(prefix="zoneout-best-"))
         self.best = tf.train.CheckpointManager(
-            tf.train.Checkpoint(weights=list(self.model.variables)), str(best_dir), max_to_keep=1
+            tf.train.Checkpoint(weights=list(self.model.variables)),
+            str(self.topology.folder(self.run_dir, "best")),
+            max_to_keep=1,
         )
-        self._worker_dirs = [] if self.chief else [checkpoint_dir, best_dir]
         self.train_step = self._make_train_step()
 
     def _make_train_step(self):
@@ -369,12 +366,11 @@ class Trainer:
             StoppedBySignalError: SIGTERM or SIGINT arrived; the position was checkpointed first.
             NoValidCheckpointError: resuming, and every checkpoint is damaged.
         """
-        # Workers of a multi-worker run share the chief's folder and save together: only the chief
-        # locks it, and a signal to one worker cannot checkpoint alone, so they keep the defaults.
-        lock = RunLock(self.run_dir) if self.chief else contextlib.nullcontext()
-        signals = StopSignals() if "TF_CONFIG" not in os.environ else contextlib.nullcontext()
-        with lock, signals as self._stop:
-            return self._run()
+        try:
+            with self.topology.guard(self.run_dir) as self._stop:
+                return self._run()
+        finally:
+            self.topology.close()
 
     def _stop_requested(self) -> bool:
         return bool(self._stop and self._stop.requested)
@@ -392,16 +388,9 @@ class Trainer:
 
     def _restore_for_resume(self):
         directory = self.run_dir / "checkpoints"
-        if not self.chief:
-            # Every worker restores the chief's checkpoint (its own copies are scratch): the same
-            # newest whole one, read without moving anything (the chief sets damaged ones aside).
-            checkpoint_recovery.restore_newest_valid(
-                self.checkpoint, directory, say=lambda _: None, set_damaged_aside=False
-            )
-            return
-        checkpoint_recovery.restore_newest_valid(self.checkpoint, directory)
-        # The state file now lists only whole checkpoints: a new manager numbers and prunes from them.
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
+        self.topology.restore(self.checkpoint, directory)  # every worker reads the chief's
+        if self.chief:  # the state file now lists only whole checkpoints: number and prune from them
+            self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2)
 
     def _run(self) -> dict:
         config = self.config
@@ -420,11 +409,10 @@ class Trainer:
         if self.chief:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
-        if "TF_CONFIG" in os.environ:  # after the restore: the handler's step counter starts at 0
-            self._preemption, scratch = stop_signals.preemption_handler(
-                self.strategy, self._save_position, self._exit_preempted
-            )
-            self._worker_dirs.append(Path(scratch))
+        # After the restore: a preemption handler's step counter starts at 0.
+        self._preemption = self.topology.preemption_handler(
+            self.strategy, self._save_position, self._exit_preempted
+        )
         writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard")) if self.chief else None
         stopped_early = False
         try:
@@ -441,10 +429,7 @@ class Trainer:
         finally:
             if writer is not None:
                 writer.close()
-        final = self._finish(history, stopped_early)
-        for folder in self._worker_dirs:
-            shutil.rmtree(folder, ignore_errors=True)
-        return final
+        return self._finish(history, stopped_early)
 
     def _train_epoch(self, epoch: int, history: list[dict], writer) -> dict:
         """One epoch (or the rest of one, when resumed mid-epoch): its steps, then validation."""
@@ -669,9 +654,8 @@ class Trainer:
             "stopped_early": stopped_early,
             "weights_sha256": weights_digest(self.model),
         }
-        worker = distribute.worker_index()
-        if "TF_CONFIG" in os.environ:
-            run_files.write_json(self.run_dir / "workers" / f"worker-{worker}.json", final)
+        # Every process says which weights it ends with: a cluster's workers must agree.
+        print(f"{self.topology.name}: final weights sha256 {final['weights_sha256']}", flush=True)
         if self.chief:
             self._write_metrics(history, final)
             metadata = {
