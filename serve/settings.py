@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tf_zoneout.saved_model import signatures
 from tf_zoneout_serve.schemas import MAX_NEW_TOKENS, MAX_TEXT_CHARS, largest_request_bytes
 
 
@@ -35,7 +36,10 @@ class Settings(BaseSettings):
     model_concurrency: int = Field(1, ge=1, le=64, description="model calls running at once per model")
     max_body_bytes: int = Field(262_144, ge=1024, description="larger request bodies get 413")
     max_new_tokens: int = Field(
-        MAX_NEW_TOKENS, ge=1, le=4096, description="largest max_new_tokens a request may ask"
+        MAX_NEW_TOKENS,
+        ge=1,
+        le=signatures.MAX_NEW_TOKENS,
+        description="largest max_new_tokens a request may ask",
     )
     max_text_chars: int = Field(
         MAX_TEXT_CHARS, ge=1, description="longest prompt or scored text, in characters"

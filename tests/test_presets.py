@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 
@@ -176,11 +175,3 @@ def test_sum_over_time_scales_the_training_step_by_the_sequence_length(tmp_path,
     assert losses["sum_over_time"] == pytest.approx(losses["token_mean"], rel=1e-6)
     for token_mean, summed in zip(changes["token_mean"], changes["sum_over_time"]):
         np.testing.assert_allclose(summed, token_mean * config.seq_len, rtol=2e-3, atol=1e-6)
-
-
-def test_a_run_folder_of_version_0_2_with_jit_compile_loads_as_jit_compile_step(tmp_path):
-    fields = json.loads(config_lib.resolve("char_ptb", "smoke", {"jit_compile_step": True}).to_json())
-    fields["jit_compile"] = fields.pop("jit_compile_step")  # the field's name in tf-zoneout <= 0.2
-    (tmp_path / "config.json").write_text(json.dumps(fields))
-    assert config_lib.load(tmp_path).jit_compile_step is True
-    assert "jit_compile" not in {f.name for f in dataclasses.fields(config_lib.RunConfig)}

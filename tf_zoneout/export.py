@@ -49,6 +49,7 @@ from tf_zoneout.saved_model.signatures import (
     ANSWER,
     CLASSIFY,
     GENERATE,
+    MAX_NEW_TOKENS,
     READ,
     RESUME,
     SCORE,
@@ -62,8 +63,6 @@ from tf_zoneout.saved_model.signatures import (
     text_inputs,
 )
 from tf_zoneout.saved_model.text_codec import VOCABULARY_FILE, CodecSpec, TextCodec, vocabulary_document
-
-MAX_NEW_TOKENS = 4096  # hard cap inside the graph; the service enforces its own limit
 
 
 class ExportError(ZoneoutError, RuntimeError):

@@ -93,7 +93,7 @@ class RunConfig:
     steps_per_epoch: int = 0
     patience: int = 5
     # XLA for the whole training step (one replica), not the layers' own kernel choice
-    # (RecurrentSpec.jit_compile); called jit_compile in the config.json of tf-zoneout <= 0.2.
+    # (RecurrentSpec.jit_compile).
     jit_compile_step: bool = False
     precision: str = "float32"
     # runtime
@@ -330,8 +330,6 @@ def load(run_dir: str | Path) -> RunConfig:
     except run_files.DamagedFileError as error:
         raise ConfigError(str(error)) from None
     fields = {k: v for k, v in data.items() if k != RESUMES_KEY} if isinstance(data, dict) else None
-    if fields is not None and "jit_compile" in fields:  # the field's name in tf-zoneout <= 0.2
-        fields["jit_compile_step"] = fields.pop("jit_compile")
     try:
         return validate(RunConfig(**fields))
     except (TypeError, ValueError) as error:

@@ -1,9 +1,9 @@
 """``zoneout export RUN_DIR --model-base BASE [--name NAME] [--rebuild]``: publish a run's export in
 TF Serving's layout BASE/NAME/VERSION (the next free version number).
 
-An export written by tf-zoneout before 0.2 (no TF Serving warm-up requests in it) restores in
-Python but not in TF Serving's C++ loader; it is refused with the way out: ``--rebuild`` writes the
-run's export again from its checkpoints with this version's exporter, then publishes it.
+``--rebuild`` writes the run's export again from its checkpoints with this version's exporter
+first: the way to bring an export written by an earlier version up to date (the service refuses
+one whose signatures are outdated, and names this command).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from tf_zoneout.errors import ZoneoutError
-from tf_zoneout.saved_model.model_base import WARMUP_FILE, read_metadata
+from tf_zoneout.saved_model.model_base import read_metadata
 
 # Keys of metadata.json that the exporter writes itself (the rest come from the run).
 EXPORTER_KEYS = ("kind", "level", "vocab_size", "dataset", "signatures", "step")
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--rebuild",
         action="store_true",
-        help="write the run's export again from its checkpoints first (exports of tf-zoneout < 0.2)",
+        help="write the run's export again from its checkpoints first (an outdated export)",
     )
     parser.add_argument(
         "--tflite",
@@ -95,15 +95,6 @@ def run(args) -> int:
         if args.rebuild:
             rebuild(args.run_dir, args.tfds_dir, args.data_dir)
             print(f"rebuilt {export} from the run's checkpoints")
-        elif (export / "saved_model.pb").exists() and not (export / WARMUP_FILE).exists():
-            print(
-                f"zoneout export: error: {export} was written by tf-zoneout < 0.2 (it has no TF Serving "
-                "warm-up requests): TF Serving's loader cannot restore its variables. Write it again "
-                f"from the run's checkpoints: zoneout export {args.run_dir} --model-base {args.model_base} "
-                "--rebuild",
-                file=sys.stderr,
-            )
-            return 1
         formats = [f for f in ("tflite", "onnx") if getattr(args, f)]
         if formats:
             target = publish_with_step_files(export, args.model_base, name, formats)

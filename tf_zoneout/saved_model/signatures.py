@@ -25,6 +25,7 @@ import numpy as np
 from tf_zoneout.saved_model.model_base import ModelKind
 
 TOP_LOGPROBS = 5  # alternatives reported per token (OpenAI's completions API allows up to 5)
+MAX_NEW_TOKENS = 4096  # the most tokens one generate or resume call makes (a cap inside the graph)
 
 
 @dataclasses.dataclass(frozen=True)
