@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 import tf_zoneout as tz
+from bench.report import command_line
 from bench.shapes import parse_shapes
 from tf_zoneout import kernel_choice
 
@@ -226,7 +227,7 @@ def main(argv=None) -> int:
             "seq_len": args.steps,
             "build": {k: v for k, v in tf.sysconfig.get_build_info().items() if "version" in k},
         },
-        "command": "python -m bench.gpu_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("bench.gpu_speed", argv),
         "results": {
             p: run_precision(p, shapes, args.steps, args.rounds, args.iterations, args.warmup)
             for p in precisions

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from bench.rnn_speed import table
-
-START, END = "<!-- rnn_speed:start -->", "<!-- rnn_speed:end -->"
 
 
 def render(payload: dict) -> str:
@@ -73,6 +72,26 @@ def fill_section(doc: Path, name: str, body: str, heading: str) -> None:
     doc.write_text(text)
 
 
+def add_output_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """A benchmark's ``--out`` (its JSON, docs/bench/NAME.json) and ``--doc`` (docs/BENCHMARKS.md)."""
+    parser.add_argument("--out", type=Path, default=Path(f"docs/bench/{name}.json"))
+    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+
+
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that ran a benchmark: ``python -m MODULE`` and its arguments (else this process's)."""
+    return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def publish(result: dict, args: argparse.Namespace, name: str, heading: str, render) -> None:
+    """Write ``result`` as JSON to ``args.out``, its table (``render(result)``) into ``args.doc``'s section
+    ``name`` (a new one under ``heading``), and print the table."""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    fill_section(args.doc, name, render(result), heading)
+    print(render(result))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,12 +99,9 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=Path("docs/bench"))
     parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
-    doc = args.doc.read_text()
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{args.doc} has no {START} ... {END} section to fill")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    args.doc.write_text(f"{head}{START}\n{render_all(args.results)}\n{END}{tail}")
+    if not args.doc.exists() or "<!-- rnn_speed:start -->" not in args.doc.read_text():
+        raise SystemExit(f"{args.doc} has no rnn_speed section to fill")
+    fill_section(args.doc, "rnn_speed", render_all(args.results), "")
     print(f"updated {args.doc} from {args.results}/rnn_speed-*.json")
     return 0
 

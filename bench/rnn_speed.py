@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -302,7 +301,9 @@ def main(argv=None) -> int:
     if args.out:
         out = json_path(env["cpu"], args.precision) if args.out == "auto" else Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        command = " ".join(["python -m bench.rnn_speed", *(argv if argv is not None else sys.argv[1:])])
+        from bench.report import command_line  # bench.report imports this module
+
+        command = command_line("bench.rnn_speed", argv)
         payload = {
             "environment": env,
             "command": command,

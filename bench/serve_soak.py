@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import platform
 import random
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from bench.local_server import LocalServer
-from bench.report import fill_section
+from bench.report import add_output_arguments, command_line, publish
 
 MARKS = (3_000, 15_000, 60_000)  # requests at which the RSS is reported
 PROMPTS = ("the company ", "in the third quarter ", "mr. ", "shares of ", "", "the bank said its ")
@@ -295,8 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=20, help="tokens per generation request")
     parser.add_argument("--text-chars", type=int, default=250, help="longest text to score")
     parser.add_argument("--label", default="zoneout serve", help="the table row's name")
-    parser.add_argument("--out", type=Path, default=Path("docs/bench/serve_soak.json"))
-    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    add_output_arguments(parser, "serve_soak")
     args = parser.parse_args(argv)
     settings = {"max_queue": 1000, "poll_seconds": 60}
     print(
@@ -312,7 +309,7 @@ def main(argv=None) -> int:
     plot(run, summary, args.warmup, png, f"zoneout serve, {args.clients} clients, mixed requests")
     step = max(1, len(run["samples"]) // 2000)
     result = {
-        "command": "python -m bench.serve_soak " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("bench.serve_soak", argv),
         "machine": cpu_name(),
         "clients": args.clients,
         "warmup": args.warmup,
@@ -323,9 +320,7 @@ def main(argv=None) -> int:
         "rss_samples": [[round(t, 2), d, r] for t, d, r in run["samples"][::step]],
         "plot": str(png.relative_to(args.doc.parent)) if png.is_relative_to(args.doc.parent) else str(png),
     }
-    args.out.write_text(json.dumps(result, indent=1))
-    fill_section(args.doc, "serve_soak", render(result), "## Serving memory under load")
-    print(render(result))
+    publish(result, args, "serve_soak", "## Serving memory under load", render)
     return 0
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +23,7 @@ import httpx
 import numpy as np
 
 from bench.local_server import LocalServer
-from bench.report import fill_section
+from bench.report import add_output_arguments, command_line, publish
 
 PROMPT = "the company said "
 SCORE_TEXT = ("the company said its profit rose in the third quarter as sales of new products grew " * 13)[
@@ -117,8 +116,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="char_ptb_demo")
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--out", type=Path, default=Path("docs/bench/serve_speed.json"))
-    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    add_output_arguments(parser, "serve_speed")
     args = parser.parse_args(argv)
     versions = sorted(int(p.name) for p in (args.model_base / args.model).iterdir() if p.name.isdigit())
     model_dir = args.model_base / args.model / str(versions[-1])
@@ -134,7 +132,7 @@ def main(argv=None) -> int:
                     print(json.dumps(row), flush=True)
                     rows.append(row)
     result = {
-        "command": "python -m bench.serve_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("bench.serve_speed", argv),
         "machine": platform.processor() or platform.machine(),
         "model": args.model,
         "model_info": f"{config.get('task')}, {config.get('cell')} {config.get('units')} units",
@@ -142,11 +140,8 @@ def main(argv=None) -> int:
         "rows": rows,
         "generation": in_graph_vs_python_loop(model_dir),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     intro = "Loopback HTTP against `zoneout serve` (`python -m bench.serve_speed`)."
-    fill_section(args.doc, "serve_speed", render(result), f"## Serving\n\n{intro}")
-    print(render(result))
+    publish(result, args, "serve_speed", f"## Serving\n\n{intro}", render)
     return 0
 
 

@@ -12,7 +12,6 @@ docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.local_server import LocalServer
-from bench.report import fill_section
+from bench.report import add_output_arguments, command_line, publish
 from bench.serve_soak import cpu_name
 from bench.stream_speed import demo_sized_export
 
@@ -83,8 +82,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="the earlier git revision to compare with")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("docs/bench/serve_startup.json"))
-    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    add_output_arguments(parser, "serve_startup")
     args = parser.parse_args(argv)
     args.out, args.doc = args.out.resolve(), args.doc.resolve()
     samples: dict[str, list[tuple[float, int]]] = {f"before ({args.before})": [], "this checkout": []}
@@ -103,7 +101,7 @@ def main(argv=None) -> int:
             os.chdir(here)
             subprocess.run(["git", "worktree", "remove", "--force", str(scratch / "tree")], cwd=REPO)
     result = {
-        "command": "python -m bench.serve_startup " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("bench.serve_startup", argv),
         "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
         "model": "char-PTB demo size (LSTM 256 units), untrained",
         "repeats": args.repeats,
@@ -115,11 +113,7 @@ def main(argv=None) -> int:
             for name, runs in samples.items()
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    heading = "## Service start-up"
-    fill_section(args.doc, "serve_startup", render(result), heading)
-    print(render(result))
+    publish(result, args, "serve_startup", "## Service start-up", render)
     return 0
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import statistics
 import string
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.report import fill_section
+from bench.report import add_output_arguments, command_line, publish
 from bench.serve_soak import cpu_name
 
 PROMPT = "the company said "
@@ -174,14 +173,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("docs/bench/stream_speed.json"))
-    parser.add_argument("--doc", type=Path, default=Path("docs/BENCHMARKS.md"))
+    add_output_arguments(parser, "stream_speed")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="stream-speed-") as scratch:
         model_base = Path(scratch) / "models"
         directory = demo_sized_export(model_base)
         result = {
-            "command": "python -m bench.stream_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": command_line("bench.stream_speed", argv),
             "cpu": f"{cpu_name()}, {os.cpu_count()} cores",
             "model": "char-PTB demo size (LSTM 256 units, 50 characters), untrained",
             "tokens": args.tokens,
@@ -189,11 +187,7 @@ def main(argv=None) -> int:
             **serving(model_base, args.tokens, args.repeats),
             "step_ms": step_latency(directory),
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    heading = "## Streaming and the token-level step"
-    fill_section(args.doc, "stream_speed", render(result), heading)
-    print(render(result))
+    publish(result, args, "stream_speed", "## Streaming and the token-level step", render)
     return 0
 
 

@@ -13,19 +13,19 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 
 import tensorflow as tf
 
+from bench.report import command_line
 from tf_zoneout_train import config as config_lib
 from tf_zoneout_train import tasks
 from tf_zoneout_train.loop import Trainer
 
 
 def make_step(preset: str, jit_compile: bool, units: int | None):
-    overrides = {"jit_compile": jit_compile, **({"units": units} if units else {})}
+    overrides = {"jit_compile_step": jit_compile, **({"units": units} if units else {})}
     config = config_lib.resolve("char_ptb", preset, overrides)
     trainer = Trainer(tasks.get(config), tempfile.mkdtemp(prefix="bench-step-"), show_progress=False)
     trainer._build()
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 variant["step"]()
             variant["times"].append((time.perf_counter() - start) / args.steps)
     result = {
-        "command": "python -m bench.train_step_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": command_line("bench.train_step_speed", argv),
         "machine": platform.processor() or platform.machine(),
         "tensorflow": tf.__version__,
         "config": {

@@ -24,13 +24,27 @@ def test_each_cpu_kind_keeps_its_own_file_and_table(tmp_path):
     for i, (cpu, path) in enumerate(paths.items()):
         (tmp_path / path.name).write_text(json.dumps(_payload(cpu, 1000.0 * (i + 1))))
     doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text(f"intro\n{report.START}\nold\n{report.END}\noutro\n")
+    doc.write_text("intro\n<!-- rnn_speed:start -->\nold\n<!-- rnn_speed:end -->\noutro\n")
     report.main(["--results", str(tmp_path), "--doc", str(doc)])
     text = doc.read_text()
     assert "old" not in text and text.startswith("intro") and text.rstrip().endswith("outro")
     assert "### AMD EPYC (avx2)" in text and "### Intel(R) Xeon(R) Processor (amx)" in text
     assert "| H=8 B=2 | tz | graph | 1,000 |" in text and "| H=8 B=2 | tz | graph | 2,000 |" in text
     assert "40%" in text
+
+
+def test_publish_writes_the_json_the_section_and_prints_the_table(tmp_path, capsys):
+    import argparse
+
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("intro\n")
+    args = argparse.Namespace(out=tmp_path / "bench" / "x.json", doc=doc)
+    for rate in (1, 2):  # a second run replaces the section
+        report.publish({"rate": rate}, args, "x", "## X", lambda r: f"| rate | {r['rate']} |")
+    assert json.loads(args.out.read_text()) == {"rate": 2}
+    assert doc.read_text() == "intro\n\n## X\n\n<!-- x:start -->\n| rate | 2 |\n<!-- x:end -->\n"
+    assert capsys.readouterr().out.splitlines() == ["| rate | 1 |", "| rate | 2 |"]
+    assert report.command_line("bench.x", ["--a", "1"]) == "python -m bench.x --a 1"
 
 
 def test_roofline_counts_every_matmul_of_a_training_step():
