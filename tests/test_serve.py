@@ -703,6 +703,19 @@ def test_token_id_prompts_echo_one_logprob_per_id_the_first_null(openai_client, 
     assert own.completions.create(prompt=ids, **both).choices[0].text == from_text
 
 
+def test_stacked_pads_only_narrower_rows_and_passes_a_lone_request_through():
+    from tf_zoneout_serve.batching import stacked
+
+    lone = np.arange(6, dtype=np.int32).reshape(2, 3)
+    assert stacked([lone]) is lone  # a lone request (a stream's next piece) is not copied
+    same = stacked([lone, lone + 10])
+    np.testing.assert_array_equal(same, np.concatenate([lone, lone + 10]))
+    mixed = stacked([np.ones([1, 2], np.float32), np.zeros([1, 0], np.float32), np.full([2, 4], 3.0)])
+    np.testing.assert_array_equal(mixed, [[1, 1, 0, 0], [0, 0, 0, 0], [3, 3, 3, 3], [3, 3, 3, 3]])
+    texts = stacked([np.array([[b"a"]], object), np.array([[b"b", b"c"]], object)])
+    assert texts.tolist() == [[b"a", b""], [b"b", b"c"]]
+
+
 def test_concurrent_requests_of_different_widths_batch_as_they_answer_alone(openai_client, live_server):
     """Requests merged into one model call pad to the widest row (token ids of different lengths, a
     logit_bias row beside none, token counts of a resumed piece beside a first call): each answers as
